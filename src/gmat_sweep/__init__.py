@@ -1,0 +1,23 @@
+"""gmat-sweep: parallel parameter sweeps over GMAT mission scripts, into one tidy pandas table.
+
+>>> from gmat_sweep import sweep
+>>> df = sweep("mission.script", grid={"Sat.SMA": [7000.0, 7100.0]}, out="sweeps/sma")
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("gmat-sweep")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+from .gmat.script import ScriptError, load_script
+from .records import RunOutcome, RunSpec, ScriptSource
+from .worker import run_one, validate
+from .sweep import Sweep, SweepError
+from .manifest import ManifestError
+from .design import DesignError
+from .api import sweep
+
+__all__ = ["DesignError", "ManifestError", "RunOutcome", "RunSpec", "ScriptError", "ScriptSource", "Sweep",
+           "SweepError", "__version__", "load_script", "run_one", "sweep", "validate"]

@@ -1,0 +1,35 @@
+"""The one-call API: build the design, open the pool, run, return the table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .backends.base import Pool
+from .sweep import Sweep
+
+
+def sweep(script: str | os.PathLike[str], grid: Mapping[str, Sequence[Any]] | None = None, samples: Any = None,
+          backend: Pool | None = None, out: str | os.PathLike[str] | None = None,
+          collect: Sequence[str] | None = None, progress: bool = True, *, engine: str | None = None,
+          timeout: float | None = None, allow_changed_script: bool = False) -> pd.DataFrame:
+    """Run ``script`` once per row of the design and return every run's report rows in one DataFrame.
+
+    ``grid`` maps GMAT paths to value lists (a full factorial, last parameter fastest, run ids 0..N-1);
+    ``samples`` is an explicit DataFrame or list of dicts, one run per row. The table is indexed by
+    ``(run_id, time)`` and holds the parameters, the columns of the script's first ReportFile, and ``status``;
+    a failed run is one row with its status. ``df.attrs["sweep"]`` is the :class:`Sweep`, for every other report
+    (``.results(report=...)``), ``.summary()`` (with ``collect`` values) and ``.failed()``.
+
+    With ``out=None`` the runs live in a temporary folder removed when the Sweep object is garbage collected.
+    Calling again with the same ``out`` and the same design continues that sweep; a different sweep there is
+    refused. ``backend`` defaults to a :class:`~gmat_sweep.backends.LocalPool` with one worker per core.
+
+    >>> df = sweep("leo.script", grid={"Sat.SMA": [7000.0, 7100.0]}, collect=["Sat.Earth.ECC"])
+    """
+    run = Sweep(script, grid=grid, samples=samples, out=out, collect=collect, engine=engine, timeout=timeout)
+    run.run(backend, progress=progress, allow_changed_script=allow_changed_script)
+    return run.results()

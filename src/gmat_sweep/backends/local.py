@@ -1,0 +1,207 @@
+"""LocalPool: spawned worker processes on this machine, each starting the GMAT engine once.
+
+GMAT is process-global and a bad script can crash the process that runs it, so each run executes in a worker
+process that does one task at a time. The pool watches every worker: when one dies (segfault, kill -9, the
+out-of-memory killer) or overruns the per-run ``timeout``, only the task it held fails, with ``WorkerLost``, and a
+fresh process takes its place. Workers are spawned, never forked, because GMAT cannot be used after fork.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import multiprocessing
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from .base import Pool, WorkerLost
+
+
+def _worker_main(conn: Connection) -> None:
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        fn, args = message
+        try:
+            reply = (True, fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - report every failure to the driver
+            reply = (False, RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+        try:
+            conn.send(reply)
+        except Exception as exc:  # noqa: BLE001 - an unpicklable result must not kill the worker
+            conn.send((False, RuntimeError(f"task result could not be sent back: {exc}")))
+
+
+class _Worker:
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="gmat-sweep-worker")
+        self.process.start()
+        child.close()
+        self.future: concurrent.futures.Future[Any] | None = None
+        self.deadline: float | None = None
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        self.conn.close()
+
+
+class LocalPool(Pool):
+    """Worker processes on this machine (default: one per core).
+
+    >>> with LocalPool(max_workers=4, timeout=600) as pool:
+    ...     df = sweep("mission.script", grid={"Sat.SMA": [7000, 7100]}, backend=pool)
+    """
+
+    def __init__(self, max_workers: int | None = None, timeout: float | None = None) -> None:
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ValueError(f"max_workers must be a positive whole number, got {max_workers!r}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self._n = max_workers or os.cpu_count() or 1
+        self.timeout = timeout
+        self._ctx = multiprocessing.get_context("spawn")
+        self._queue: collections.deque[tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...]]]
+        self._queue = collections.deque()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
+        self._closed = False
+        self.replaced = 0  # how many workers died and were replaced, for reports and tests
+        self._thread = threading.Thread(target=self._loop, name="gmat-sweep-localpool", daemon=True)
+        self._thread.start()
+
+    @property
+    def max_workers(self) -> int:
+        return self._n
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def busy_pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._workers if w.future is not None and w.process.pid]
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        if self._closed:
+            raise RuntimeError("this LocalPool is closed; create a new one")
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            self._queue.append((future, fn, args))
+        self._wake()
+        return future
+
+    def wait_any(self, futures: list[Any], timeout: float | None = None) -> set[Any]:
+        return concurrent.futures.wait(futures, timeout, return_when=concurrent.futures.FIRST_COMPLETED).done
+
+    def result(self, future: Any) -> Any:
+        return future.result()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake()
+        self._thread.join(timeout=30)
+        with self._lock:
+            workers, self._workers = self._workers, []
+            pending = list(self._queue)
+            self._queue.clear()
+        for worker in workers:
+            if worker.future is not None and not worker.future.done():
+                worker.future.set_exception(WorkerLost("the pool was closed while this task ran"))
+            worker.stop(kill=worker.future is not None)
+        for future, _, _ in pending:
+            future.cancel()
+
+    # ----------------------------------------------------------------------------------- dispatch
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"")
+        except OSError:
+            pass
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._dispatch()
+            with self._lock:
+                waitables: list[Any] = [self._wake_r]
+                for worker in self._workers:
+                    waitables += [worker.conn, worker.process.sentinel]
+                deadlines = [w.deadline for w in self._workers if w.deadline is not None]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = wait(waitables, timeout=timeout)
+            if self._wake_r in ready:
+                while self._wake_r.poll():
+                    self._wake_r.recv()
+            self._collect(ready)
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            while self._queue:
+                idle = next((w for w in self._workers if w.future is None), None)
+                if idle is None:
+                    if len(self._workers) >= self._n:
+                        return
+                    idle = _Worker(self._ctx)
+                    self._workers.append(idle)
+                future, fn, args = self._queue.popleft()
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    idle.conn.send((fn, args))
+                except Exception as exc:  # noqa: BLE001 - unpicklable task or a worker that just died
+                    future.set_exception(WorkerLost(f"could not send the task to a worker: {exc}"))
+                    continue
+                idle.future = future
+                idle.deadline = time.monotonic() + self.timeout if self.timeout else None
+
+    def _collect(self, ready: list[Any]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for worker in list(self._workers):
+                if worker.conn in ready:
+                    try:
+                        ok, value = worker.conn.recv()
+                    except (EOFError, OSError):
+                        self._replace(worker, f"worker process {worker.process.pid} died")
+                        continue
+                    future, worker.future, worker.deadline = worker.future, None, None
+                    if future is not None:
+                        future.set_result(value) if ok else future.set_exception(value)
+                elif worker.process.sentinel in ready or not worker.process.is_alive():
+                    code = worker.process.exitcode
+                    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
+                    self._replace(worker, f"worker process {worker.process.pid} {how} while running this task")
+                elif worker.deadline is not None and now >= worker.deadline:
+                    self._replace(worker, f"timed out after {self.timeout:g} s; the worker process was killed")
+
+    def _replace(self, worker: _Worker, reason: str) -> None:
+        if worker.future is not None and not worker.future.done():
+            worker.future.set_exception(WorkerLost(reason))
+        worker.future = None
+        worker.stop(kill=True)
+        self._workers.remove(worker)
+        self.replaced += 1
+        # A new process is started on demand by _dispatch, so a dead worker costs one engine start.

@@ -1,0 +1,1 @@
+"""GMAT script knowledge: override injection, ReportFile parsing."""

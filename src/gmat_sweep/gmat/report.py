@@ -1,0 +1,699 @@
+"""Turn GMAT ReportFile text into typed :mod:`pyarrow` tables.
+
+GMAT writes ReportFile output (from a ``ReportFile`` subscriber or from the
+``Report`` command) in several layouts that all look alike to a human but
+need different parsing:
+
+* **fixed width, left-justified** (the default: ``ColumnWidth = 23``,
+  ``LeftJustify = On``, ``WriteHeaders = true``).  Each cell is padded to
+  ``max(ColumnWidth, len(name), 24 for Gregorian epochs) + 3`` bytes, so cell
+  values start where the header names start.
+* **fixed width, right-justified** (``LeftJustify = Off``): values end where the
+  header names end.
+* **Report-command files** use slightly different widths for the header than for
+  the data (the header cell of a Gregorian column is one byte narrower, and
+  right-justified headers put the 3-space gutter after the name instead of
+  before it), so the data drifts a few bytes away from the header.  The parser
+  therefore does not trust the header positions blindly: it searches a small
+  window around each header anchor for the position where the data cells really
+  start/end, and checks every row against the result.
+* **no header** (``WriteHeaders = false``): cells are ``ColumnWidth`` wide with
+  no guaranteed gutter, so a 24-byte Gregorian epoch can touch its neighbour
+  (``01 Jan 2026 11:59:28.00031041.99962962963``).  Rows are tokenised with a
+  regular expression that treats ``DD Mon YYYY HH:MM:SS.mmm`` as one token.
+* **delimited** (``FixedWidth = false``, ``Delimiter = ','`` ...): data rows are
+  split on the delimiter; the header may be delimited or whitespace padded
+  (the ``Report`` command writes a padded header above delimited data), and a
+  delimited header is split outside parentheses so ``A(1,2)`` survives a comma
+  delimiter.
+
+Anything that no method reconciles (``Write`` command output, a ``Report`` of a
+whole Array, rows whose values overflow into each other) is returned as a
+one-column ``text`` table with schema metadata ``gmat_sweep.tabular = false``
+instead of raising, so a sweep never loses a run's output to a parser error.
+
+Typing: columns named ``*Gregorian`` become ``timestamp[ms]``, ``*ModJulian``
+become ``timestamp[us]`` (GMAT's ModJulian counts days from JD 2430000.0 =
+1941-01-05 12:00:00), both with field metadata naming the time scale; other
+columns are ``float64`` if every non-empty cell is a number (``nan``/``-nan``/
+``inf`` included) and ``string`` otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+__all__ = [
+    "EPOCH_FORMAT_KEY",
+    "GMAT_MJD_EPOCH",
+    "LAYOUT_KEY",
+    "TABULAR_KEY",
+    "TEXT_COLUMN",
+    "TIME_SCALE_KEY",
+    "parse_report",
+    "write_parquet",
+]
+
+#: Schema metadata key: ``b"true"`` for a parsed table, ``b"false"`` for the text fallback.
+TABULAR_KEY = b"gmat_sweep.tabular"
+#: Schema metadata key naming the layout that was detected (see ``parse_report``).
+LAYOUT_KEY = b"gmat_sweep.layout"
+#: Field metadata key on epoch columns: ``UTC``, ``TAI``, ``TT``, ``TDB``, ``A1``, ``UT1``...
+TIME_SCALE_KEY = b"gmat_sweep.time_scale"
+#: Field metadata key on epoch columns: ``Gregorian`` or ``ModJulian``.
+EPOCH_FORMAT_KEY = b"gmat_sweep.epoch_format"
+#: Name of the single column of the non-tabular fallback table.
+TEXT_COLUMN = "text"
+#: GMAT's ModJulian zero: JD 2430000.0 (not the usual MJD zero of JD 2400000.5).
+GMAT_MJD_EPOCH = np.datetime64("1941-01-05T12:00:00", "us")
+
+_GREG = r"\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}\.\d{3}"
+_GREG_LEN = 24
+_GREG_SEARCH = re.compile(_GREG)
+# A Gregorian epoch is one token; anything else is a whitespace-free run, cut
+# short where a Gregorian epoch begins (GMAT glues values to a 24-byte epoch
+# when ColumnWidth < 24 and there is no header, e.g. "-1.5e-12301 Jan 2026 ...").
+_TOKEN = re.compile(rf"{_GREG}|\S+?(?={_GREG}|\s|$)")
+_TOKEN_BYTES = re.compile(_TOKEN.pattern.encode())
+# For a single-space delimiter the spaces inside an epoch must not split it.
+_GREG_PARTS = re.compile(r"(\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}:\d{2}:\d{2}\.\d{3})")
+_GREG_PROTECT = "\\1\x00\\2\x00\\3\x00\\4"
+_HEADER_TOKEN = re.compile(rb"\S+")
+_HEADER_SPLIT = re.compile(r"[\s,;|]+")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_KEYS = np.array([(ord(m[0]) << 16) | (ord(m[1]) << 8) | ord(m[2]) for m in _MONTHS])
+_MONTH_ORDER = np.argsort(_MONTH_KEYS)
+_MONTH_SORTED = _MONTH_KEYS[_MONTH_ORDER]
+# Delimiters worth guessing when the caller gives no hint (GMAT accepts any
+# character, but these are the ones people use).
+_DELIMITER_CANDIDATES = ("\t", ",", ";", "|")
+# How far (bytes) the data of a column may drift from its header anchor.
+_DRIFT_BEHIND = 3
+_DRIFT_AHEAD = 8
+_GUTTER = 3  # GMAT pads every header-mode cell with at least 3 spaces
+_BLANK = 32  # bytes <= space count as blank in the fixed-width grid
+
+
+class _NotTabular(Exception):
+    """Raised internally when a parsing method cannot reconcile the rows."""
+
+
+def parse_report(
+    path: str | os.PathLike[str],
+    *,
+    columns: Sequence[str] | None = None,
+    fixed_width: bool | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    left_justify: bool | None = None,
+) -> pa.Table:
+    """Parse a GMAT ReportFile (or ``Report`` command output) into a typed table.
+
+    Example: ``table = parse_report("leo.txt", columns=["Sat.UTCGregorian", "Sat.X"])``
+
+    The keyword hints mirror the ReportFile resource's own settings (``Add``,
+    ``FixedWidth``, ``Delimiter``, ``WriteHeaders``, ``LeftJustify``); pass what
+    you know, leave the rest ``None`` and the layout is inferred from the text.
+    A header line in the file wins over ``columns``: the file says what was
+    actually written.  ``columns`` names the columns of a header-less file (they
+    are ``col0``, ``col1``... without it) and of an empty file.
+
+    Result:
+
+    * Column names are kept in order; repeated names get ``.1``, ``.2``...
+      (pandas style) so that Parquet can store them.
+    * ``*Gregorian`` columns are ``timestamp[ms]`` (GMAT prints milliseconds; a
+      leap second ``:60`` rolls into the next minute), ``*ModJulian`` columns are
+      ``timestamp[us]`` rounded to the microsecond (the 16 significant digits
+      GMAT prints resolve ~1 us at current epochs).  Both carry field metadata
+      ``gmat_sweep.time_scale`` and ``gmat_sweep.epoch_format``; the time scale
+      also stays in the column name.  An epoch-named column whose cells do not
+      parse as epochs is typed like any other column.
+    * Other columns are ``float64`` when every non-empty cell is a number
+      (``nan``, ``-nan``, ``inf`` included; empty cells become null) and
+      ``string`` otherwise.  A column that is blank in every row (an empty GMAT
+      String) is ``string``.
+    * An empty file, or a header with no data, gives zero rows with the known
+      columns typed by name: epochs as above, everything else ``float64`` (most
+      report parameters are Reals, so the empty table concatenates with other
+      runs of the same mission).
+    * Schema metadata ``gmat_sweep.tabular`` is ``b"true"``, and
+      ``gmat_sweep.layout`` is one of ``fixed_width_left``,
+      ``fixed_width_right``, ``delimited``, ``whitespace``, ``empty``.
+    * If the rows cannot be reconciled into columns, the result is one
+      ``string`` column ``text`` with one row per non-empty line, and schema
+      metadata ``gmat_sweep.tabular = b"false"`` (layout ``text``).  No
+      exception is raised for content; a missing file raises ``OSError``.
+
+    Known ambiguity: without a header, values are split on whitespace, so a
+    String cell containing spaces or an empty String cell cannot be placed; the
+    file then falls back to text unless the token counts happen to agree.
+    """
+    raw = Path(path).read_bytes()
+    lines_b = [line.rstrip(b"\r") for line in raw.split(b"\n")]
+    lines_b = [line for line in lines_b if line.strip(b" \t\r\f\v")]
+    names_hint = list(columns) if columns is not None else None
+    if not lines_b:
+        return _empty_table(names_hint or [], layout="empty")
+
+    lines = [line.decode("utf-8", "replace") for line in lines_b]
+    first = lines[0]
+    has_header = header if header is not None else _looks_like_header(first, names_hint)
+
+    if has_header:
+        # The Report command writes its header once per command; a file fed
+        # by the same command in a loop or by two identical commands repeats it.
+        first_key = lines_b[0].rstrip()
+        keep = [i for i in range(1, len(lines_b)) if lines_b[i].rstrip() != first_key]
+        body_b = [lines_b[i] for i in keep]
+        body = [lines[i] for i in keep]
+    else:
+        body_b, body = lines_b, lines
+
+    delim = _resolve_delimiter(first if has_header else None, body, fixed_width, delimiter)
+    names: list[str] | None = _split_header(first, delim) if has_header else names_hint
+    n = len(names) if names is not None else None
+
+    try:
+        if delim is not None:
+            layout = "delimited"
+            try:
+                cells = _parse_delimited(body, delim, n)
+            except _NotTabular:
+                if delim != " ":
+                    raise
+                layout, cells = "whitespace", _parse_tokens(body, n)
+        elif has_header:
+            assert names is not None
+            left, cells = _parse_fixed(body_b, lines_b[0], len(names), left_justify)
+            layout = "fixed_width_left" if left else "fixed_width_right"
+        else:
+            layout, cells = "whitespace", _parse_tokens(body, n)
+    except _NotTabular:
+        return _text_table(lines)
+
+    if names is None:
+        names = [f"col{i}" for i in range(len(cells))]
+    if not body:
+        return _empty_table(names, layout=layout)
+    return _build_table(names, cells, layout)
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike[str]) -> None:
+    """Write ``table`` to Parquet (zstd, or snappy if zstd is unavailable), atomically.
+
+    Example: ``write_parquet(parse_report("leo.txt"), "leo.parquet")``
+
+    The file is written beside its destination and renamed into place, so a
+    crashed or killed sweep worker never leaves a truncated Parquet file that a
+    later reader would trust.  Schema and field metadata (time scales, the
+    tabular flag) are kept.
+    """
+    compression = "zstd" if pa.Codec.is_available("zstd") else "snappy"
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression=compression)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------
+# layout detection
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_header(line: str, names_hint: list[str] | None) -> bool:
+    """Guess whether the first line is a header: names, never numbers or epochs.
+
+    A row made only of non-numeric strings is indistinguishable from a header;
+    it is taken as one (GMAT's default is WriteHeaders = true) unless the
+    caller says ``header=False``.
+    """
+    stripped = line.strip()
+    if names_hint is not None:
+        if stripped.split() == names_hint:
+            return True
+        if any(_split_outside_parens(stripped, d) == names_hint for d in _DELIMITER_CANDIDATES):
+            return True
+    if _GREG_SEARCH.search(stripped):
+        return False
+    tokens = [t for t in _HEADER_SPLIT.split(stripped) if t]
+    return bool(tokens) and not any(_is_float(t) for t in tokens)
+
+
+def _resolve_delimiter(
+    header_line: str | None,
+    body: list[str],
+    fixed_width: bool | None,
+    delimiter: str | None,
+) -> str | None:
+    """Return the delimiter for a delimited file, or ``None`` for fixed width.
+
+    ``" "`` means single-space delimited (``FixedWidth = false`` with GMAT's
+    default delimiter).  Without hints: rows showing the >= 3-space gutter of
+    fixed-width output are fixed width; otherwise a delimiter that every data
+    row has equally often is used, and failing that a single space.
+    """
+    if fixed_width is True:
+        return None
+    header_names = None
+    if header_line is not None:
+        header_names = _split_header(header_line, None)
+    if fixed_width is False:
+        if delimiter:
+            return delimiter
+        return _guess_delimiter(header_line, body, None) or " "
+    # fixed_width unknown
+    if delimiter and not delimiter.isspace():
+        n = len(header_names) if header_names else None
+        if header_line is not None and not _has_space(header_line.strip()):
+            if len(_split_outside_parens(header_line.strip(), delimiter)) > 1:
+                return delimiter
+        if body and _consistent_count(body, delimiter, n):
+            return delimiter
+    if not body or any("   " in line.strip() for line in body):
+        return None
+    guess = _guess_delimiter(header_line, body, header_names)
+    if guess is None and (header_names is None or len(header_names) > 1):
+        return " "
+    return guess
+
+
+def _guess_delimiter(
+    header_line: str | None, body: list[str], header_names: list[str] | None
+) -> str | None:
+    if header_line is not None:
+        stripped = header_line.strip()
+        if not _has_space(stripped):
+            for cand in _DELIMITER_CANDIDATES:
+                if len(_split_outside_parens(stripped, cand)) > 1:
+                    return cand
+    n = len(header_names) if header_names and len(header_names) > 1 else None
+    for cand in _DELIMITER_CANDIDATES:
+        if body and _consistent_count(body, cand, n):
+            return cand
+    return None
+
+
+def _has_space(text: str) -> bool:
+    return any(ch.isspace() for ch in text)
+
+
+def _consistent_count(lines: list[str], delim: str, n: int | None) -> bool:
+    counts = {line.count(delim) for line in lines}
+    if len(counts) != 1:
+        return False
+    count = counts.pop()
+    return count >= 1 and (n is None or count == n - 1)
+
+
+def _split_outside_parens(text: str, delim: str) -> list[str]:
+    """Split ``text`` on ``delim`` except inside parentheses (``A(1,2)``)."""
+    if delim not in text:
+        return [text]
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        elif ch == delim and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _split_header(line: str, delim: str | None) -> list[str]:
+    """Header names: delimited if the header has no spaces, else whitespace separated.
+
+    GMAT parameter names never contain spaces, and a padded header (written
+    by the Report command even above delimited data) always does.
+    """
+    stripped = line.strip()
+    if delim and not delim.isspace() and not _has_space(stripped):
+        return [part.strip() for part in _split_outside_parens(stripped, delim)]
+    return stripped.split()
+
+
+# --------------------------------------------------------------------------
+# row parsers: each returns one pyarrow string array per column
+
+
+def _parse_tokens(lines: list[str], n: int | None) -> list[pa.Array]:
+    """Whitespace tokens with Gregorian epochs kept whole; every row must agree."""
+    rows = [_TOKEN.findall(line) for line in lines]
+    return _columns_from_rows(rows, n)
+
+
+def _parse_delimited(lines: list[str], delim: str, n: int | None) -> list[pa.Array]:
+    if delim == " ":
+        protected = [_GREG_PARTS.sub(_GREG_PROTECT, line) for line in lines]
+        rows = [line.split(" ") for line in protected]
+        cols = _columns_from_rows(rows, n)
+        return [pc.replace_substring(c, "\x00", " ") for c in cols]
+    return _columns_from_rows([line.split(delim) for line in lines], n)
+
+
+def _columns_from_rows(rows: list[list[str]], n: int | None) -> list[pa.Array]:
+    if not rows:
+        return [pa.array([], pa.string()) for _ in range(n or 0)]
+    widths = {len(row) for row in rows}
+    if len(widths) != 1:
+        raise _NotTabular(f"rows have {sorted(widths)} fields")
+    width = widths.pop()
+    if n is not None and width != n:
+        raise _NotTabular(f"rows have {width} fields, expected {n}")
+    return [pc.utf8_trim_whitespace(pa.array(col, pa.string())) for col in zip(*rows)]
+
+
+def _parse_fixed(
+    body: list[bytes], header: bytes, n: int, left_justify: bool | None
+) -> tuple[bool, list[pa.Array]]:
+    """Cut fixed-width rows at column positions found from the header and the data.
+
+    Works on the raw bytes because GMAT pads with ``setw``, which counts bytes
+    (a UTF-8 string cell is wider in bytes than in characters).  Returns
+    ``(left_justified, columns)``.
+    """
+    spans = [(m.start(), m.end()) for m in _HEADER_TOKEN.finditer(header)]
+    if len(spans) != n:
+        raise _NotTabular("header tokens do not match the column names")
+    if not body:
+        return left_justify is not False, [pa.array([], pa.string()) for _ in range(n)]
+
+    rows = len(body)
+    width = max(max(len(line) for line in body), spans[-1][1]) + _GUTTER + 1
+    grid = np.frombuffer(b"".join(line.ljust(width) for line in body), np.uint8)
+    grid = grid.reshape(rows, width)
+    filled = grid > _BLANK
+    blank = ~filled
+    before = np.zeros_like(filled)
+    before[:, 1:] = filled[:, :-1]
+    starts = filled & ~before  # a token starts at p
+    ends = before & blank  # a token ends just before p
+    # A true cell edge has GMAT's >= 3-space gutter on its outer side; a space
+    # inside an epoch or a String value is a single one.
+    pad = np.ones((rows, _GUTTER), dtype=bool)
+    blank_l = np.concatenate([pad, blank], axis=1)
+    blank_r = np.concatenate([blank, pad], axis=1)
+    gutter_before = np.logical_and.reduce([blank_l[:, k : k + width] for k in range(_GUTTER)])
+    gutter_after = np.logical_and.reduce([blank_r[:, k : k + width] for k in range(_GUTTER)])
+    left_score = (starts & gutter_before).sum(axis=0)
+    right_score = (ends & gutter_after).sum(axis=0)
+
+    left_pos = _align([s for s, _ in spans], left_score)
+    right_pos = _align([e for _, e in spans], right_score)
+    if left_justify is None:
+        lsum = int(left_score[left_pos].sum())
+        rsum = int(right_score[right_pos].sum())
+        left = lsum > rsum or (lsum == rsum and not header[:1].isspace())
+    else:
+        left = left_justify
+
+    if left:
+        anchors = left_pos
+        bounds = [0, *left_pos[1:], width]
+        edge = starts
+    else:
+        anchors = right_pos
+        bounds = [0, *right_pos[:-1], width]
+        edge = ends
+
+    counts = np.zeros((rows, width + 1), dtype=np.int32)
+    np.cumsum(filled, axis=1, out=counts[:, 1:])
+    gaps = np.zeros((rows, width + 1), dtype=np.int32)
+    np.cumsum(gutter_after, axis=1, out=gaps[:, 1:])
+    row_index = np.arange(rows)
+    bad = np.zeros(rows, dtype=bool)
+    for i in range(n):
+        lo, hi = bounds[i], bounds[i + 1]
+        if hi <= lo:
+            raise _NotTabular("column positions collapsed")
+        if i > 0:
+            bad |= filled[:, lo - 1] & filled[:, lo]  # a token straddles the cut
+        nonempty = counts[:, hi] > counts[:, lo]
+        bad |= nonempty & ~edge[:, anchors[i]]
+        # Two values in one cell show up as a >= 3-space gap inside it.
+        cell = filled[:, lo:hi]
+        first = lo + np.argmax(cell, axis=1)
+        last = hi - 1 - np.argmax(cell[:, ::-1], axis=1)
+        inner = gaps[row_index, np.maximum(last - _GUTTER + 1, first + 1)] - gaps[row_index, first + 1]
+        bad |= nonempty & (last - first > _GUTTER) & (inner > 0)
+
+    cols = []
+    for i in range(n):
+        lo, hi = bounds[i], bounds[i + 1]
+        cell = np.ascontiguousarray(grid[:, lo:hi]).view(f"S{hi - lo}").ravel()
+        cols.append(_decode_cells(cell))
+
+    if bad.any():
+        # Rows where a value overflowed its cell and shifted the rest of the
+        # row (GMAT never truncates).  Take their tokens in order, but only if
+        # each token still overlaps its own column: an empty String cell next
+        # to a String with a space would otherwise shift values silently.
+        patched = [col.to_pylist() for col in cols]
+        for r in np.flatnonzero(bad):
+            tokens = list(_TOKEN_BYTES.finditer(body[r]))
+            if len(tokens) != n:
+                raise _NotTabular(f"data row {r} does not fit the header columns")
+            for i, token in enumerate(tokens):
+                if token.start() >= bounds[i + 1] or token.end() <= bounds[i]:
+                    raise _NotTabular(f"data row {r}: a value is outside its column")
+                patched[i][r] = token.group().decode("utf-8", "replace")
+        cols = [pa.array(col, pa.string()) for col in patched]
+    return left, cols
+
+
+def _align(anchors: list[int], score: np.ndarray) -> list[int]:
+    """Find each column's real edge near its header anchor, carrying the drift.
+
+    The Report command's header is a few bytes narrower than its data (one
+    byte per Gregorian column, three more when right-justified), so the offset
+    accumulates from left to right.  Each edge is searched in a small window
+    after the previous edge; the best-scoring position wins, ties go to the
+    position closest to the expected one.
+    """
+    out: list[int] = []
+    drift = 0
+    prev = -1
+    size = len(score)
+    for i, anchor in enumerate(anchors):
+        expected = anchor + drift
+        lo = max(prev + 1, expected - _DRIFT_BEHIND, 0)
+        hi = expected + _DRIFT_AHEAD
+        if i + 1 < len(anchors):
+            hi = min(hi, anchors[i + 1] + drift - 1)
+        hi = min(hi, size - 1)
+        if hi < lo:
+            pos = min(max(expected, lo), size - 1)
+        else:
+            window = score[lo : hi + 1]
+            best = window.max()
+            if best == 0:
+                pos = min(max(expected, lo), hi)
+            else:
+                candidates = np.flatnonzero(window == best) + lo
+                pos = int(candidates[np.argmin(np.abs(candidates - expected))])
+        out.append(pos)
+        drift = pos - anchor
+        prev = pos
+    return out
+
+
+def _decode_cells(cells: np.ndarray) -> pa.Array:
+    """Fixed-width byte cells to trimmed UTF-8 strings (invalid bytes replaced)."""
+    binary = pa.array(cells, pa.binary())
+    try:
+        text = binary.cast(pa.string())
+    except pa.ArrowInvalid:
+        text = pa.array([c.decode("utf-8", "replace") for c in cells.tolist()], pa.string())
+    return pc.utf8_trim_whitespace(text)
+
+
+# --------------------------------------------------------------------------
+# typing
+
+
+def _epoch_kind(name: str) -> tuple[str, str] | None:
+    """``("Gregorian" | "ModJulian", time_scale)`` for an epoch-named column."""
+    for fmt in ("Gregorian", "ModJulian"):
+        if name.endswith(fmt):
+            return fmt, name.rsplit(".", 1)[-1][: -len(fmt)]
+    return None
+
+
+def _epoch_field(name: str, fmt: str, scale: str) -> pa.Field:
+    unit = "ms" if fmt == "Gregorian" else "us"
+    meta = {EPOCH_FORMAT_KEY: fmt.encode()}
+    if scale:
+        meta = {TIME_SCALE_KEY: scale.encode(), **meta}
+    return pa.field(name, pa.timestamp(unit), metadata=meta)
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    """Make names unique the way pandas does: ``x``, ``x.1``, ``x.2``..."""
+    used: set[str] = set()
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        candidate = name
+        if candidate in used:
+            k = seen.get(name, 0)
+            while candidate in used:
+                k += 1
+                candidate = f"{name}.{k}"
+            seen[name] = k
+        used.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def _type_column(original: str, name: str, cells: pa.Array) -> tuple[pa.Field, pa.Array]:
+    nonempty = pc.not_equal(cells, "")
+    kind = _epoch_kind(original)
+    if not pc.any(nonempty).as_py():
+        if kind is not None:
+            field = _epoch_field(name, *kind)
+            return field, pa.nulls(len(cells), field.type)
+        return pa.field(name, pa.string()), cells
+    if kind is not None:
+        fmt, scale = kind
+        if fmt == "Gregorian":
+            stamps = _parse_gregorian(cells, nonempty)
+        else:
+            numbers = _parse_floats(cells, nonempty)
+            stamps = None if numbers is None else _modjulian_to_timestamp(numbers)
+        if stamps is not None:
+            return _epoch_field(name, fmt, scale), stamps
+    numbers = _parse_floats(cells, nonempty)
+    if numbers is not None:
+        return pa.field(name, pa.float64()), numbers
+    return pa.field(name, pa.string()), cells
+
+
+def _parse_floats(cells: pa.Array, nonempty: pa.Array) -> pa.Array | None:
+    """float64 if every non-empty cell is a number, else ``None``; blanks become null."""
+    values = pc.if_else(nonempty, cells, pa.scalar(None, pa.string()))
+    try:
+        return pc.cast(values, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # Spellings of nan/inf from other C runtimes ("-nan(ind)", "1.#QNAN", "1.#INF").
+    values = pc.replace_substring_regex(
+        values, r"(?i)^([+-]?)(?:nan\(\w*\)|1\.#(?:QNAN|SNAN|IND)\d*)$", r"\1nan"
+    )
+    values = pc.replace_substring_regex(values, r"(?i)^([+-]?)1\.#INF\d*$", r"\1inf")
+    try:
+        return pc.cast(values, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _parse_gregorian(cells: pa.Array, nonempty: pa.Array) -> pa.Array | None:
+    """``DD Mon YYYY HH:MM:SS.mmm`` to timestamp[ms], fully vectorised.
+
+    Hand-rolled on the fixed byte layout instead of strptime: it is locale
+    independent (GMAT always writes English month names), rejects anything
+    that is not exactly GMAT's format, and handles tens of thousands of rows
+    in a few milliseconds.  Returns ``None`` if any non-empty cell is not an
+    epoch or names an impossible date.
+    """
+    ok = pc.match_substring_regex(cells, f"^{_GREG}$")
+    if not pc.all(pc.or_(ok, pc.invert(nonempty))).as_py():
+        return None
+    mask = ~np.asarray(nonempty.to_numpy(zero_copy_only=False), dtype=bool)
+    filled = pc.if_else(nonempty, cells, "01 Jan 2000 00:00:00.000")
+    raw = "".join(filled.to_pylist()).encode("ascii")
+    g = np.frombuffer(raw, np.uint8).reshape(-1, _GREG_LEN).astype(np.int64)
+    digit = g - 48
+
+    def number(*cols: int) -> np.ndarray:
+        value = np.zeros(len(g), dtype=np.int64)
+        for c in cols:
+            value = value * 10 + digit[:, c]
+        return value
+
+    key = (g[:, 3] << 16) | (g[:, 4] << 8) | g[:, 5]
+    slot = np.clip(np.searchsorted(_MONTH_SORTED, key), 0, 11)
+    if not np.all(_MONTH_SORTED[slot] == key):
+        return None
+    month = _MONTH_ORDER[slot]  # 0-based
+    day, year = number(0, 1), number(7, 8, 9, 10)
+    hour, minute, second, milli = number(12, 13), number(15, 16), number(18, 19), number(21, 22, 23)
+    if (day < 1).any() or (hour > 23).any() or (minute > 59).any() or (second > 60).any():
+        return None
+    months = ((year - 1970) * 12 + month).astype("datetime64[M]")
+    dates = months.astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
+    if not np.all(dates.astype("datetime64[M]") == months):
+        return None  # e.g. 31 Feb
+    offset = ((hour * 60 + minute) * 60 + second) * 1000 + milli
+    stamps = dates.astype("datetime64[ms]") + offset.astype("timedelta64[ms]")
+    return pa.array(stamps, pa.timestamp("ms"), mask=mask)
+
+
+def _modjulian_to_timestamp(days: pa.Array) -> pa.Array | None:
+    """GMAT ModJulian days (from JD 2430000.0) to timestamp[us], rounded to 1 us.
+
+    Done in float64 days * 86400e6 then rounded to int64: at today's epochs
+    that product is ~2.7e15, exact to well under a microsecond, and the 16
+    significant digits GMAT prints carry ~1 us anyway.  Non-finite or null
+    days become null.
+    """
+    values = days.to_numpy(zero_copy_only=False).astype(np.float64)
+    good = np.isfinite(values) & (np.abs(values) < 1e8)
+    micros = np.rint(np.where(good, values, 0.0) * 86400e6).astype(np.int64)
+    stamps = GMAT_MJD_EPOCH + micros.astype("timedelta64[us]")
+    return pa.array(stamps, pa.timestamp("us"), mask=~good)
+
+
+# --------------------------------------------------------------------------
+# tables
+
+
+def _schema_metadata(tabular: bool, layout: str) -> dict[bytes, bytes]:
+    return {TABULAR_KEY: b"true" if tabular else b"false", LAYOUT_KEY: layout.encode()}
+
+
+def _build_table(names: list[str], cells: list[pa.Array], layout: str) -> pa.Table:
+    unique = _dedupe(names)
+    fields, arrays = [], []
+    for original, name, col in zip(names, unique, cells, strict=True):
+        field, array = _type_column(original, name, col)
+        fields.append(field)
+        arrays.append(array)
+    schema = pa.schema(fields, metadata=_schema_metadata(True, layout))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _empty_table(names: list[str], *, layout: str) -> pa.Table:
+    """Zero rows, columns typed by name alone: epochs by suffix, the rest float64."""
+    fields = []
+    for original, name in zip(names, _dedupe(names), strict=True):
+        kind = _epoch_kind(original)
+        fields.append(_epoch_field(name, *kind) if kind else pa.field(name, pa.float64()))
+    return pa.schema(fields, metadata=_schema_metadata(True, layout)).empty_table()
+
+
+def _text_table(lines: list[str]) -> pa.Table:
+    schema = pa.schema([pa.field(TEXT_COLUMN, pa.string())], metadata=_schema_metadata(False, "text"))
+    return pa.Table.from_arrays([pa.array([line.rstrip() for line in lines], pa.string())], schema=schema)

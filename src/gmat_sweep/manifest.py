@@ -1,0 +1,151 @@
+"""The crash-safe record of a sweep: ``manifest.jsonl``, a header line then one line per finished run.
+
+Only the driver writes it. Each line is written whole with one ``write`` and then flushed and fsynced, so after a
+``kill -9`` or a power cut the file holds every run that was reported finished, plus at worst one torn last line,
+which the reader ignores (and the writer cuts off before appending again). Very large sweeps can fsync in groups
+(``fsync_every`` lines or ``fsync_seconds``): a crash may then lose the last group's lines, and those runs are
+simply rerun on resume. A line for a run id seen before replaces it (a resumed run that now succeeded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.jsonl"
+KIND = "gmat-sweep-manifest"
+
+
+class ManifestError(ValueError):
+    """The manifest cannot be read or does not match; the message names the line and what to do."""
+
+
+@dataclass
+class Manifest:
+    path: str
+    header: dict[str, Any]
+    entries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    torn_tail: bool = False
+
+
+def manifest_path(path: str | os.PathLike[str]) -> str:
+    """Accept an out directory or the manifest file itself."""
+    path = os.path.abspath(os.fspath(path))
+    return os.path.join(path, MANIFEST_NAME) if os.path.isdir(path) else path
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read a manifest, tolerating a torn last line; a damaged line anywhere else is an error naming it."""
+    path = manifest_path(path)
+    if not os.path.exists(path):
+        where = os.path.dirname(path) if os.path.basename(path) == MANIFEST_NAME else path
+        raise ManifestError(f"no sweep manifest at {path}: {where} does not hold a gmat-sweep sweep. Give the out= "
+                            "directory of an earlier sweep (the folder that contains manifest.jsonl).")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    lines = data.split(b"\n")
+    torn = lines[-1] != b""  # a whole line always ends with a newline: anything after the last one is torn
+    lines = lines[:-1]
+    if not lines:
+        raise ManifestError(f"{path} is empty or holds only a partial header: the sweep was killed before it "
+                            "started. Delete the folder and start the sweep again.")
+    header = _parse(lines[0], path, 1, last=False)
+    if header.get("kind") != KIND:
+        raise ManifestError(f"{path}, line 1: not a gmat-sweep manifest header")
+    if header.get("schema", 0) > SCHEMA_VERSION:
+        raise ManifestError(f"{path} was written by a newer gmat-sweep (manifest schema {header['schema']}); "
+                            "upgrade gmat-sweep to read it")
+    manifest = Manifest(path, header, torn_tail=torn)
+    for number, raw in enumerate(lines[1:], 2):
+        if not raw.strip():
+            continue
+        entry = _parse(raw, path, number, last=number == len(lines) and not torn)
+        if entry is None:
+            manifest.torn_tail = True
+            continue
+        manifest.entries[int(entry["run_id"])] = entry
+    return manifest
+
+
+def _parse(raw: bytes, path: str, number: int, last: bool) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+        if not isinstance(value, dict) or (number > 1 and "run_id" not in value):
+            raise ValueError("not a run record")
+        return value
+    except ValueError:
+        if last:
+            return None  # a final line cut short mid-write; that run is simply not recorded
+        raise ManifestError(
+            f"{path}, line {number} is corrupt ({raw[:80]!r}...). The lines after it are intact; remove or repair "
+            f"line {number} (its run will be rerun on resume), then try again."
+        ) from None
+
+
+class ManifestWriter:
+    """Appends run lines durably. Opening an existing manifest first cuts off a torn last line."""
+
+    def __init__(self, path: str, header: Mapping[str, Any] | None = None, *, fsync_every: int = 1,
+                 fsync_seconds: float = 0.0) -> None:
+        self.path = path
+        self.fsync_every = max(1, fsync_every)
+        self.fsync_seconds = fsync_seconds
+        self._pending = 0
+        self._last_sync = time.monotonic()
+        if header is not None:
+            self._file = open(path, "xb")
+            self._write(dict(header))
+            self.sync()
+        else:
+            _cut_torn_tail(path)
+            self._file = open(path, "ab")
+
+    def append(self, entry: Mapping[str, Any]) -> None:
+        self._write(entry)
+        self._pending += 1
+        if self._pending >= self.fsync_every or time.monotonic() - self._last_sync >= self.fsync_seconds > 0:
+            self.sync()
+
+    def _write(self, entry: Mapping[str, Any]) -> None:
+        line = json.dumps(entry, separators=(",", ":"), default=_fallback).encode() + b"\n"
+        self._file.write(line)
+
+    def sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._pending = 0
+        self._last_sync = time.monotonic()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.sync()
+            self._file.close()
+
+    def __enter__(self) -> ManifestWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cut_torn_tail(path: str) -> None:
+    with open(path, "r+b") as handle:
+        data = handle.read()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            handle.truncate(end)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _fallback(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

@@ -1,0 +1,125 @@
+"""Turning a sweep's folder into DataFrames: the per-run Parquet files, joined with parameters and status.
+
+Nothing is held in memory while a sweep runs; these functions read what the runs left on disk, lazily, through
+``pyarrow.dataset``, so a 100 000-run sweep aggregates without the driver ever growing with the run count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from .design import Design
+from .records import OK
+
+MISSING = "missing"
+RUN_ID = "run_id"
+TIME = "time"
+
+
+def run_table(design: Design, entries: Mapping[int, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per run id of the design: its parameters and status (``ok``, ``failed`` or ``missing``)."""
+    ids = np.arange(len(design))
+    frame = pd.DataFrame([design[i] for i in ids], index=pd.Index(ids, name=RUN_ID), columns=design.parameters)
+    frame["status"] = [entries[i]["status"] if i in entries else MISSING for i in ids]
+    return frame
+
+
+def summary(design: Design, entries: Mapping[int, Mapping[str, Any]], collect: Sequence[str]) -> pd.DataFrame:
+    """Parameters, status, timing, where it ran, collected values and error: one row per run."""
+    frame = run_table(design, entries)
+    rows = [entries.get(i, {}) for i in frame.index]
+    for column, key in (("start", "start"), ("end", "end")):
+        frame[column] = pd.to_datetime([r.get(key) for r in rows], unit="s", utc=True)
+    frame["duration"] = [r.get("duration", np.nan) for r in rows]
+    frame["host"] = [r.get("host") for r in rows]
+    frame["pid"] = pd.array([r.get("pid") for r in rows], dtype="Int64")
+    frame["worker"] = [r.get("worker") for r in rows]
+    for name in collect:
+        column = name if name not in frame.columns else f"{name} (final)"
+        frame[column] = [(r.get("collected") or {}).get(name) for r in rows]
+    frame["error"] = [r.get("error") for r in rows]
+    frame["warnings"] = [r.get("warnings") or [] for r in rows]
+    return frame
+
+
+def report_names(entries: Mapping[int, Mapping[str, Any]]) -> list[str]:
+    """Every ReportFile any run produced, in the script's order (as the first run that has them lists them)."""
+    names: list[str] = []
+    for run_id in sorted(entries):
+        for name in entries[run_id].get("outputs") or {}:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def results(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], report: str | None = None,
+            extra: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The tidy table: index ``(run_id, time)``, the parameters, every column of ``report``, and ``status``.
+
+    ``time`` is the report's first epoch column (rows are in report order within a run); a failed or missing run
+    is one row with ``time`` NaT and empty report columns, never silently absent. Without any report, each run is
+    one row. A report column named like a parameter is prefixed with the report's name (``RF.Sat.SMA``).
+    """
+    runs = run_table(design, entries)
+    if extra is not None:
+        runs = runs.join(extra, how="left")
+    names = report_names(entries)
+    if report is None and names:
+        report = names[0]
+    if report is not None and report not in names:
+        raise KeyError(f"no run produced a report named {report!r}; the sweep's reports are: "
+                       f"{', '.join(names) or 'none (the script has no ReportFile, use summary() and collect=)'}")
+    data = _read_report(out, entries, report) if report else None
+    if data is None or data.empty:
+        frame = runs.copy()
+        frame[TIME] = pd.NaT
+        frame = frame.set_index(TIME, append=True)
+        return frame[[c for c in frame.columns if c != "status"] + ["status"]]
+    time_column = next((c for c in data.columns if c != RUN_ID and pd.api.types.is_datetime64_any_dtype(data[c])),
+                       None)
+    renames = {c: f"{report}.{c}" for c in data.columns if c in runs.columns and c != RUN_ID}
+    data = data.rename(columns=renames)
+    if time_column is not None:
+        time_column = renames.get(time_column, time_column)
+        data[TIME] = data[time_column]
+    else:
+        data[TIME] = data.groupby(RUN_ID).cumcount()
+    have = set(data[RUN_ID].unique())
+    absent = runs.index[~runs.index.isin(have)]
+    if len(absent):
+        filler = pd.DataFrame({RUN_ID: absent, TIME: pd.Series([pd.NaT] * len(absent), dtype=data[TIME].dtype)
+                               if time_column is not None else -1})
+        data = pd.concat([data, filler], ignore_index=True)
+    data["_order"] = np.arange(len(data))
+    frame = data.merge(runs, left_on=RUN_ID, right_index=True, how="left")
+    frame = frame.sort_values([RUN_ID, "_order"], kind="stable").drop(columns="_order")
+    report_columns = [c for c in data.columns if c not in (RUN_ID, TIME, "_order")]
+    ordered = list(runs.columns.drop("status")) + report_columns + ["status"]
+    return frame.set_index([RUN_ID, TIME])[ordered]
+
+
+def _read_report(out: str, entries: Mapping[int, Mapping[str, Any]], report: str) -> pd.DataFrame | None:
+    files = []
+    for run_id in sorted(entries):
+        entry = entries[run_id]
+        name = (entry.get("outputs") or {}).get(report)
+        if name and entry.get("status") == OK:
+            path = os.path.join(out, "runs", str(run_id), name)
+            if os.path.exists(path):
+                files.append(path)
+    if not files:
+        return None
+    try:
+        table = ds.dataset(files, format="parquet").to_table()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Runs can disagree on a column's type (a column that is all-NaN in one run); unify permissively.
+        table = pa.concat_tables([ds.dataset(f, format="parquet").to_table() for f in files],
+                                 promote_options="permissive")
+    return table.to_pandas()

@@ -1,0 +1,354 @@
+"""Sweep: runs a design's specs through a Pool, records each finished run in the manifest, and resumes.
+
+Folder layout under ``out``::
+
+    manifest.jsonl          header + one line per finished run (see manifest.py)
+    script/<name>.script    the script (and includes/) exactly as run
+    runs/<run_id>/          that run's Parquet reports, gmat.log, ephemerides and solver files
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pandas as pd
+
+from . import __version__, results
+from .backends.base import Pool, WorkerLost
+from .design import Design, from_json, make_design, to_json
+from .gmat.script import ScriptError, check_path, load_script
+from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestError, ManifestWriter, manifest_path, read_manifest
+from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
+from .worker import copy_script_tree, preflight, run_one
+
+#: How many distinct-value combinations the preflight loads in GMAT before the sweep starts.
+PREFLIGHT_LIMIT = 200
+
+
+class SweepError(ValueError):
+    """The sweep cannot start or continue as asked; the message says what to do. Nothing finished is lost."""
+
+
+class Sweep:
+    """A sweep of one script over a design, stored under ``out``.
+
+    >>> s = Sweep("leo.script", grid={"Sat.SMA": [7000, 7100]}, out="sweeps/sma").run()
+    >>> s.results().head(); s.summary(); s.failed()
+    >>> Sweep.from_manifest("sweeps/sma").resume()      # after a kill: reruns only missing and failed runs
+    """
+
+    def __init__(self, script: str | os.PathLike[str], grid: Any = None, samples: Any = None,
+                 out: str | os.PathLike[str] | None = None, collect: Sequence[str] | None = None,
+                 engine: str | None = None, timeout: float | None = None, fsync_every: int = 1,
+                 _design: Design | None = None, _source: ScriptSource | None = None) -> None:
+        self.design = _design or make_design(grid, samples)
+        self.collect = [check_path(c) for c in (collect or [])]
+        if len(set(self.collect)) != len(self.collect):
+            raise SweepError("collect names a parameter twice; list each once")
+        self.source = _source or load_script(script)
+        self.engine = engine
+        self.timeout = timeout
+        self.fsync_every = fsync_every
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if out is None:
+            # Lives as long as this object (and the DataFrames that hold it in .attrs["sweep"]).
+            self._tmp = tempfile.TemporaryDirectory(prefix="gmat-sweep-")
+            out = self._tmp.name
+            weakref.finalize(self, self._tmp.cleanup)
+        self.out = os.path.abspath(os.fspath(out))
+        self._manifest: Manifest | None = None
+
+    # ------------------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_manifest(cls, path: str | os.PathLike[str]) -> Sweep:
+        """Reopen a sweep from its out directory (or its manifest.jsonl) to resume it or read its results."""
+        manifest = read_manifest(path)
+        header = manifest.header
+        out = os.path.dirname(manifest.path)
+        script = header["script"]["path"]
+        saved = os.path.join(out, "script", os.path.basename(script))
+        try:
+            source = load_script(script)
+        except ScriptError:
+            source = _saved_source(out, header)
+            if source is None:
+                raise SweepError(f"the sweep's script {script} is gone and no copy is saved under {saved}; "
+                                 "restore the script to resume") from None
+        sweep = cls(script, out=out, collect=header.get("collect", []), engine=header.get("engine_choice"),
+                    timeout=header.get("timeout"), _design=Design.from_dict(header["design"]), _source=source)
+        sweep._manifest = manifest
+        return sweep
+
+    # ------------------------------------------------------------------------------ running
+
+    def run(self, backend: Pool | None = None, progress: bool = True, allow_changed_script: bool = False,
+            _resume: bool = False) -> Sweep:
+        """Run every run id that has no ``ok`` line in the manifest yet. Returns self."""
+        existing = self._open_out(allow_changed_script, resume=_resume)
+        todo = [i for i in range(len(self.design)) if existing.get(i, {}).get("status") != OK]
+        if not todo:
+            self._report(f"all {len(self.design)} runs of {self.out} are already ok; nothing to do")
+            return self
+        owned = backend is None
+        pool = backend if backend is not None else _default_pool()
+        try:
+            pool.prepare({"out": self.out, "engine": self.engine, "script": self.source})
+            fingerprint = self._preflight(pool)
+            self._ensure_manifest(fingerprint)
+            self._execute(pool, todo, progress)
+        finally:
+            if owned:
+                pool.close()
+        self._manifest = read_manifest(self.out)
+        return self
+
+    def resume(self, backend: Pool | None = None, progress: bool = True,
+               allow_changed_script: bool = False) -> Sweep:
+        """Rerun exactly the missing and failed run ids, with their original parameters.
+
+        Refuses when the script changed since the sweep started, unless ``allow_changed_script=True``.
+        """
+        return self.run(backend, progress=progress, allow_changed_script=allow_changed_script, _resume=True)
+
+    def _open_out(self, allow_changed_script: bool, resume: bool) -> dict[int, dict[str, Any]]:
+        path = manifest_path(self.out)
+        if os.path.exists(path):
+            manifest = read_manifest(path)
+            self._check_same_sweep(manifest, allow_changed_script, resume)
+            self._manifest = manifest
+            return manifest.entries
+        if resume:
+            raise SweepError(f"nothing to resume: {self.out} has no manifest.jsonl")
+        if os.path.isdir(self.out) and os.listdir(self.out):
+            raise SweepError(f"out={self.out} is not empty and holds no gmat-sweep manifest; refusing to mix a sweep "
+                             "into it. Give a new or empty folder.")
+        try:
+            os.makedirs(os.path.join(self.out, "runs"), exist_ok=True)
+            probe = os.path.join(self.out, ".write-test")
+            with open(probe, "w") as handle:
+                handle.write("ok")
+            os.remove(probe)
+        except OSError as exc:
+            raise SweepError(f"out={self.out} is not writable ({exc.strerror}); choose a folder you can write to") \
+                from None
+        return {}
+
+    def _check_same_sweep(self, manifest: Manifest, allow_changed_script: bool, resume: bool) -> None:
+        header = manifest.header
+        theirs = header.get("design")
+        ours = self.design.to_dict()
+        if theirs != ours or header.get("collect", []) != self.collect:
+            raise SweepError(
+                f"out={self.out} holds a different sweep ({len(Design.from_dict(theirs))} runs of "
+                f"{header['script']['path']}); refusing to overwrite it. Give a new out= folder, or continue that "
+                f"sweep with: gmat-sweep resume {self.out}")
+        if header["script"]["sha256"] != self.source.sha256:
+            if header["script"]["path"] != self.source.path and not resume:
+                raise SweepError(f"out={self.out} holds a sweep of another script ({header['script']['path']}); "
+                                 "give a new out= folder")
+            if not allow_changed_script:
+                raise SweepError(
+                    f"the script {self.source.path} (or a file it includes) changed since this sweep started, so "
+                    "new runs would not match the finished ones. Restore it, start a new sweep in a new out= "
+                    "folder, or accept the change with allow_changed_script=True (CLI: --allow-changed-script).")
+
+    def _preflight(self, pool: Pool) -> dict[str, Any]:
+        """Load the script with the design's values in GMAT once before any run, on a worker of the pool."""
+        combos = _preflight_rows(self.design, PREFLIGHT_LIMIT)
+        future = pool.submit(preflight, self.source, combos, self.collect, self.engine)
+        try:
+            problems, fingerprint = pool.result(next(iter(pool.as_completed([future]))))
+        except WorkerLost as exc:
+            raise SweepError(f"the GMAT engine crashed while checking the script ({exc}); the script cannot be run "
+                             "as given. Check it in GMAT, or run one case with gmat_sweep.run_one to see the log.") \
+                from None
+        if problems:
+            raise SweepError("GMAT rejects the sweep before it starts:\n  " + "\n  ".join(problems))
+        return fingerprint
+
+    def _ensure_manifest(self, fingerprint: dict[str, Any]) -> None:
+        path = manifest_path(self.out)
+        if os.path.exists(path):
+            return
+        copy_script_tree(self.source, os.path.join(self.out, "script"))
+        header = {
+            "kind": KIND,
+            "schema": SCHEMA_VERSION,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "script": {"path": self.source.path, "sha256": self.source.sha256,
+                       "includes": sorted(self.source.includes)},
+            "design": self.design.to_dict(),
+            "runs": len(self.design),
+            "collect": self.collect,
+            "engine_choice": self.engine,
+            "timeout": self.timeout,
+            "engine": fingerprint,
+            "versions": package_versions(),
+            "fsync_every": self.fsync_every,
+        }
+        ManifestWriter(path, header).close()
+
+    def _execute(self, pool: Pool, todo: list[int], progress: bool) -> None:
+        bar = _progress(len(todo), progress, len(self.design))
+        writer = ManifestWriter(manifest_path(self.out), fsync_every=self.fsync_every,
+                                fsync_seconds=1.0 if self.fsync_every > 1 else 0.0)
+        counts = {OK: 0, FAILED: 0}
+        try:
+            for spec, outcome, error in pool.imap(run_one, self._specs(todo)):
+                if error is not None:
+                    outcome = _lost(spec, error)
+                if outcome.payload is not None:
+                    _write_payload(spec.out_dir, outcome)
+                writer.append(self._entry(outcome))
+                counts[OK if outcome.ok else FAILED] += 1
+                bar.update(1)
+                bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)
+        finally:
+            writer.close()
+            bar.close()
+
+    def _specs(self, todo: list[int]) -> Iterator[RunSpec]:
+        for run_id in todo:
+            run_dir = os.path.join(self.out, "runs", str(run_id))
+            if os.path.isdir(run_dir):
+                shutil.rmtree(run_dir)  # what an earlier failed or interrupted attempt left
+            yield RunSpec(run_id=run_id, script=self.source, overrides=self.design[run_id], out_dir=run_dir,
+                          collect=self.collect, engine=self.engine, timeout=self.timeout)
+
+    def _entry(self, outcome: RunOutcome) -> dict[str, Any]:
+        entry = outcome.to_dict()
+        entry["overrides"] = {k: to_json(v) for k, v in outcome.overrides.items()}
+        entry["collected"] = {k: to_json(v) for k, v in outcome.collected.items()}
+        return entry
+
+    def _report(self, message: str) -> None:
+        print(message, file=sys.stderr)
+
+    # ------------------------------------------------------------------------------ reading
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = read_manifest(self.out)
+        return self._manifest
+
+    def refresh(self) -> Sweep:
+        """Re-read the manifest (another process may be running or resuming this sweep)."""
+        self._manifest = read_manifest(self.out)
+        return self
+
+    @property
+    def reports(self) -> list[str]:
+        """The ReportFile names the runs produced; ``results(report=name)`` gives each one's table."""
+        return results.report_names(self.manifest.entries)
+
+    def results(self, report: str | None = None) -> pd.DataFrame:
+        """Every run's rows of ``report`` (default: the script's first ReportFile), indexed by (run_id, time)."""
+        frame = results.results(self.out, self.design, self.manifest.entries, report)
+        frame.attrs["sweep"] = _Handle(self)
+        return frame
+
+    def summary(self) -> pd.DataFrame:
+        """One row per run: parameters, status, start/end/duration, host, collected values, error."""
+        return results.summary(self.design, self.manifest.entries, self.collect)
+
+    def failed(self) -> pd.DataFrame:
+        """The summary rows of runs that failed, with GMAT's error."""
+        frame = self.summary()
+        return frame[frame["status"] == FAILED]
+
+    def counts(self) -> dict[str, int]:
+        status = results.run_table(self.design, self.manifest.entries)["status"]
+        return {key: int((status == key).sum()) for key in (OK, FAILED, results.MISSING)}
+
+    def __len__(self) -> int:
+        return len(self.design)
+
+    def __repr__(self) -> str:
+        return f"Sweep({self.source.path!r}, runs={len(self.design)}, out={self.out!r})"
+
+
+class _Handle:
+    """Keeps a Sweep (and its temporary folder) alive from ``DataFrame.attrs`` without being deep-copied."""
+
+    def __init__(self, sweep: Sweep) -> None:
+        self.sweep = sweep
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Handle:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sweep, name)
+
+    def __repr__(self) -> str:
+        return repr(self.sweep)
+
+
+def package_versions() -> dict[str, str]:
+    import numpy
+    import pyarrow
+
+    versions = {"gmat-sweep": __version__, "python": platform.python_version(), "pandas": pd.__version__,
+                "pyarrow": pyarrow.__version__, "numpy": numpy.__version__}
+    for name in ("gmatpy", "distributed"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "unknown")
+    return versions
+
+
+def _preflight_rows(design: Design, limit: int) -> list[dict[str, Any]]:
+    """Rows that together use every distinct value of every parameter (as far as ``limit`` allows)."""
+    values = design.distinct_values()
+    longest = max((len(v) for v in values.values()), default=0)
+    return [{p: vs[min(i, len(vs) - 1)] for p, vs in values.items()} for i in range(min(longest, limit))]
+
+
+def _lost(spec: RunSpec, error: BaseException) -> RunOutcome:
+    import time
+
+    reason = str(error) if isinstance(error, WorkerLost) else f"{type(error).__name__}: {error}"
+    now = time.time()
+    return RunOutcome(run_id=spec.run_id, status=FAILED, overrides=dict(spec.overrides), start=now, end=now,
+                      error=f"worker lost: {reason}" if isinstance(error, WorkerLost) else reason)
+
+
+def _write_payload(run_dir: str, outcome: RunOutcome) -> None:
+    os.makedirs(run_dir, exist_ok=True)
+    for name, data in (outcome.payload or {}).items():
+        with open(os.path.join(run_dir, name), "wb") as handle:
+            handle.write(data)
+    outcome.payload = None
+
+
+def _saved_source(out: str, header: dict[str, Any]) -> ScriptSource | None:
+    path = os.path.join(out, "script", os.path.basename(header["script"]["path"]))
+    if not os.path.exists(path) or header["script"].get("includes"):
+        return None
+    source = load_script(path)
+    return ScriptSource(header["script"]["path"], source.text, {}, source.sha256)
+
+
+def _default_pool() -> Pool:
+    from .backends.local import LocalPool
+
+    return LocalPool()
+
+
+def _progress(total: int, enabled: bool, runs: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="run", desc=f"gmat-sweep {total}/{runs} runs",
+                dynamic_ncols=True, smoothing=0.05)
+
+
+__all__ = ["ManifestError", "Sweep", "SweepError", "from_json"]

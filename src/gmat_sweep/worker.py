@@ -1,0 +1,409 @@
+"""Run one mission: ``run_one(RunSpec) -> RunOutcome``. It never raises.
+
+Everything a run writes goes into its own directory: the per-run GMAT log, one Parquet file per ReportFile,
+ephemeris and solver files. Every failure (bad path, GMAT parse error, a mission that fails, an unwritable
+directory) comes back as a ``failed`` outcome carrying GMAT's own words, so one bad run never stops a sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from .engine import EngineError, get_engine
+from .gmat import report as reports
+from .gmat.script import COLLECT_REPORT, PreparedScript, ScriptError, load_script, materialize, prepare
+from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
+
+LOG_NAME = "gmat.log"
+COLLECT_FILE = "collect.txt"
+
+# GMAT is process-global: one mission at a time per process, whatever threads the host (Dask) runs.
+_lock = threading.Lock()
+_scratch: str | None = None
+_includes: dict[str, dict[str, str]] = {}
+_field_collects: dict[str, list[str]] = {}
+
+
+def run_one(spec: RunSpec) -> RunOutcome:
+    """Run ``spec`` on this process's engine and describe what happened.
+
+    >>> outcome = run_one(RunSpec(0, load_script("leo.script"), {"Sat.SMA": 7100.0}, "out/runs/0"))
+    >>> outcome.status, outcome.outputs
+    ('ok', {'RF': 'RF.parquet'})
+    """
+    outcome = RunOutcome(run_id=spec.run_id, status=FAILED, overrides=dict(spec.overrides),
+                         start=time.time(), host=socket.gethostname(), pid=os.getpid())
+    try:
+        with _lock:
+            _run(spec, outcome)
+    except Exception as exc:  # the contract: a run's failure is data, never an exception in the caller
+        outcome.status = FAILED
+        outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
+    outcome.end = time.time()
+    return outcome
+
+
+def validate(script: str | os.PathLike[str] | ScriptSource, overrides: Mapping[str, Any] | None = None,
+             collect: Sequence[str] = (), engine: str | None = None) -> None:
+    """Check that GMAT accepts ``overrides`` (and ``collect`` names) on ``script`` without running the mission.
+
+    Raises :class:`ScriptError` naming every problem GMAT found. Loading takes a few milliseconds.
+
+    >>> validate("leo.script", {"Sat.SMA": 7100.0, "TOF": 600})
+    """
+    source = script if isinstance(script, ScriptSource) else load_script(script)
+    with _lock, tempfile.TemporaryDirectory(prefix="gmat-sweep-validate-") as directory:
+        try:
+            eng = get_engine(engine)
+        except EngineError as exc:
+            raise ScriptError(str(exc)) from exc
+        spec = RunSpec(0, source, dict(overrides or {}), directory, list(collect), engine)
+        with eng.session() as api, _gmat_log(api, os.path.join(directory, LOG_NAME)) as log:
+            prepared, details, _ = _load_with_collect(api, spec, log, os.path.join(directory, COLLECT_FILE))
+            if prepared is None:
+                raise ScriptError(_gmat_error(log, *details, "GMAT could not load the script"))
+
+
+def preflight(source: ScriptSource, rows: Sequence[Mapping[str, Any]], collect: Sequence[str],
+              engine: str | None = None) -> tuple[list[str], dict[str, Any]]:
+    """Check ``rows`` of overrides with GMAT before a sweep; return the problems and this engine's fingerprint.
+
+    Runs on a worker, so a script that crashes GMAT takes down a worker process, never the driver.
+    """
+    try:
+        fingerprint = get_engine(engine).fingerprint()
+    except EngineError as exc:
+        return [str(exc)], {}
+    problems: list[str] = []
+    for row in rows or [{}]:
+        try:
+            validate(source, row, collect, engine)
+        except ScriptError as exc:
+            values = ", ".join(f"{k}={v!r}" for k, v in row.items())
+            problems.append(f"{exc}" + (f" (with {values})" if values else ""))
+            if len(problems) >= 5:
+                break
+    return list(dict.fromkeys(problems)), fingerprint
+
+
+# --------------------------------------------------------------------------------------------- one run
+
+
+def _run(spec: RunSpec, outcome: RunOutcome) -> None:
+    out_dir = os.path.abspath(spec.out_dir)
+    error = _prepare_out_dir(out_dir)
+    if error:
+        outcome.error = error
+        return
+    try:
+        engine = get_engine(spec.engine)
+    except EngineError as exc:
+        outcome.error = str(exc)
+        return
+    outcome.fingerprint = engine.fingerprint()
+    log_path = os.path.join(out_dir, LOG_NAME)
+    outcome.log = LOG_NAME
+    collect_path = os.path.join(out_dir, COLLECT_FILE)
+    with engine.session() as api, _gmat_log(api, log_path) as log:
+        try:
+            loaded = _load_with_collect(api, spec, log, collect_path)
+        except ScriptError as exc:
+            outcome.error = str(exc)
+            return
+        prepared, as_run, fields = loaded
+        if prepared is None:
+            outcome.error = _gmat_error(log, *as_run, "GMAT could not load the script")
+            return
+        with _working_directory(spec.script.directory):
+            report_settings = _redirect_outputs(api, out_dir)
+            ran = _run_mission(api)
+        if not ran:
+            outcome.error = _gmat_error(log, prepared, as_run, spec.script.path, "the mission run failed")
+        field_values = _read_fields(api, fields) if ran else {}
+    if ran:
+        outcome.status = OK
+    # Reports of a failed run are still worth keeping: they show how far the mission got.
+    _convert_reports(report_settings, out_dir, outcome, spec.run_id)
+    if spec.collect:
+        _read_collected(collect_path, spec.collect, fields, field_values, outcome)
+    outcome.files = sorted(name for name in os.listdir(out_dir)
+                           if name not in outcome.outputs.values() and name != LOG_NAME)
+
+
+def _load_with_collect(api: Any, spec: RunSpec, log: str, collect_path: str) -> tuple[Any, Any, list[str]]:
+    """Load the run's script. Collect names GMAT cannot ``Report`` (object fields such as ``Sat.Id``) are read
+    from the runtime object instead; which ones they are is learnt on the first load and remembered."""
+    key = spec.script.sha256 + "\0" + "\0".join(spec.collect)
+    fields = _field_collects.get(key, [])
+    for _ in range(2):
+        reported = [c for c in spec.collect if c not in fields]
+        prepared, as_run = _write_as_run(spec.script, spec.overrides, reported, _process_scratch(),
+                                         collect_file=collect_path)
+        with _working_directory(spec.script.directory):
+            if _load(api, as_run):
+                _field_collects[key] = fields
+                _check_fields(api, fields)
+                return prepared, as_run, fields
+        found = _unreportable(log, reported)
+        if not found:
+            break
+        fields = fields + found
+        api.UseLogFile(log)  # start the run's log afresh: the retry is what counts
+    return None, (prepared, as_run, spec.script.path), fields
+
+
+def _check_fields(api: Any, names: Sequence[str]) -> None:
+    for name in names:
+        owner, _, field_name = name.partition(".")
+        try:
+            api.GetObject(owner).GetField(field_name)
+        except Exception as exc:  # noqa: BLE001 - GMAT's message names what is wrong
+            raise ScriptError(f"collect {name!r}: GMAT has no parameter or field by that name "
+                              f"({str(exc).strip()})") from None
+
+
+def _unreportable(log_path: str, names: Sequence[str]) -> list[str]:
+    with open(log_path, encoding="utf-8", errors="replace") as handle:
+        text = handle.read()
+    text = " ".join(text.split())  # GMAT wraps its messages over several lines
+    return [n for n in names if f'Report Variable: "{n}"; Currently object fields are not allowed' in text]
+
+
+def _read_fields(api: Any, names: Sequence[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in names:
+        owner, _, field_name = name.partition(".")
+        try:
+            values[name] = _typed(str(api.GetRuntimeObject(owner).GetField(field_name)))
+        except Exception:  # noqa: BLE001 - a name that is neither a parameter nor a field stays None
+            values[name] = None
+    return values
+
+
+def _typed(text: str) -> Any:
+    text = text.strip().strip("'")
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _prepare_out_dir(out_dir: str) -> str | None:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".write-test")
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        return (f"output directory {out_dir} is not writable ({exc.strerror}). Choose an out= folder this process "
+                "can write to, or fix its permissions.")
+    return None
+
+
+def _process_scratch() -> str:
+    """A private folder for the script text a run executes; it lives as long as the process."""
+    global _scratch
+    if _scratch is None or not os.path.isdir(_scratch):
+        _scratch = tempfile.mkdtemp(prefix=f"gmat-sweep-{os.getpid()}-")
+    return _scratch
+
+
+def _write_as_run(source: ScriptSource, overrides: Mapping[str, Any], collect: Sequence[str], directory: str,
+                  collect_file: str | None = None) -> tuple[PreparedScript, str]:
+    include_map = _includes.get(source.sha256 + directory)
+    if include_map is None or not all(os.path.exists(p) for p in include_map.values()):
+        include_dir = os.path.join(directory, source.sha256[:16])
+        os.makedirs(include_dir, exist_ok=True)
+        include_map, _ = materialize(source, include_dir)
+        _includes[source.sha256 + directory] = include_map
+    prepared = prepare(source, overrides, collect, collect_file or os.path.join(directory, COLLECT_FILE), include_map)
+    as_run = os.path.join(directory, "as-run.script")
+    with open(as_run, "w", encoding="utf-8") as handle:
+        handle.write(prepared.text)
+    return prepared, as_run
+
+
+@contextlib.contextmanager
+def _working_directory(path: str) -> Iterator[None]:
+    # Relative input files in a script are meant relative to the script's own folder.
+    before = os.getcwd()
+    moved = os.path.isdir(path)
+    if moved:
+        os.chdir(path)
+    try:
+        yield
+    finally:
+        if moved:
+            os.chdir(before)
+
+
+@contextlib.contextmanager
+def _gmat_log(api: Any, path: str) -> Iterator[str]:
+    """Send GMAT's messages for this run to ``path``, then to a scratch file so the run's log is closed."""
+    api.UseLogFile(path)
+    try:
+        yield path
+    finally:
+        api.UseLogFile(os.path.join(_process_scratch(), "idle.log"))
+
+
+def _load(api: Any, path: str) -> bool:
+    try:
+        return bool(api.LoadScript(path))
+    except Exception:  # GMAT raises for some parse errors and returns False for others; the log has the words
+        return False
+
+
+def _run_mission(api: Any) -> bool:
+    try:
+        return bool(api.RunScript())
+    except Exception:
+        return False
+
+
+_NOISE = ("Kernel ", "Successfully set", "Using default", "GMAT Build Date", "GMAT API Log", "Logging to",
+          "Interpreting scripts", "***** file:", "Log closed", "=====", "===> Total Run Time", "Mission run completed",
+          "*** Mission run failed", "Running mission", "Mission sequence", "Finished")
+
+
+def _gmat_error(log_path: str, prepared: PreparedScript, as_run: str, original: str, fallback: str) -> str:
+    """GMAT's own error messages from the run's log, speaking of the user's script and overrides."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            lines = [line.strip() for line in handle.read().splitlines()]
+    except OSError:
+        lines = []
+    lines = [line for line in lines if line and not line.startswith(_NOISE)]
+    first = next((i for i, line in enumerate(lines) if "error" in line.lower() or "exception" in line.lower()), None)
+    if first is None:
+        return f"{fallback} (GMAT gave no message; see the run's {LOG_NAME})"
+    messages = []
+    for line in lines[first:]:
+        if "**** ERROR ****" in line:
+            line = line.split("**** ERROR ****", 1)[1].strip()
+        messages.append(line)
+    text = prepared.translate(" ".join(messages), as_run, original)
+    return f"{fallback}: {original}: {text}" if original not in text else f"{fallback}: {text}"
+
+
+# ------------------------------------------------------------------------------------------- outputs
+
+
+def _redirect_outputs(api: Any, out_dir: str) -> dict[str, dict[str, str]]:
+    """Point every file-writing resource at the run's directory; return the ReportFiles' settings."""
+    moderator = api.Moderator.Instance()
+    settings: dict[str, dict[str, str]] = {}
+    for name in moderator.GetListOfObjects(api.REPORT_FILE):
+        if name == COLLECT_REPORT:
+            continue
+        obj = api.GetObject(name)
+        target = os.path.join(out_dir, f"{name}.txt")
+        obj.SetField("Filename", target)
+        settings[name] = {field: str(obj.GetField(field))
+                          for field in ("Add", "FixedWidth", "Delimiter", "WriteHeaders", "LeftJustify")}
+        settings[name]["path"] = target
+    for name in moderator.GetListOfObjects(api.EPHEMERIS_FILE):
+        obj = api.GetObject(name)
+        extension = os.path.splitext(str(obj.GetField("Filename")))[1] or ".eph"
+        obj.SetField("Filename", os.path.join(out_dir, name + extension))
+    for name in moderator.GetListOfObjects(api.SOLVER):
+        obj = api.GetObject(name)
+        with contextlib.suppress(Exception):  # not every solver writes a report
+            obj.SetField("ReportFile", os.path.join(out_dir, f"{name}.data"))
+    return settings
+
+
+def _convert_reports(settings: Mapping[str, Mapping[str, str]], out_dir: str, outcome: RunOutcome,
+                     run_id: int) -> None:
+    for name, setting in settings.items():
+        path = setting["path"]
+        if not os.path.exists(path):
+            outcome.warnings.append(f"ReportFile {name} wrote nothing (no data reached it during the run)")
+            continue
+        try:
+            table = reports.parse_report(
+                path,
+                columns=_gmat_list(setting["Add"]) or None,
+                fixed_width=setting["FixedWidth"].lower() == "true",
+                delimiter=setting["Delimiter"].strip("'") or " ",
+                header=setting["WriteHeaders"].lower() in ("true", "on"),
+                left_justify=setting["LeftJustify"].lower() in ("on", "true"),
+            )
+            target = f"{name}.parquet"
+            # The run id travels inside each file so a whole sweep aggregates as one dataset.
+            table = table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.int64()))
+            reports.write_parquet(table, os.path.join(out_dir, target))
+        except Exception as exc:
+            outcome.warnings.append(f"ReportFile {name} could not be converted to Parquet ({exc}); its text is kept")
+            continue
+        os.remove(path)
+        outcome.outputs[name] = target
+
+
+def _gmat_list(text: str) -> list[str]:
+    text = text.strip().strip("{}").strip()
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _read_collected(path: str, names: Sequence[str], fields: Sequence[str], field_values: Mapping[str, Any],
+                    outcome: RunOutcome) -> None:
+    reported = [n for n in names if n not in fields]
+    values: dict[str, Any] = {}
+    if reported and os.path.exists(path):
+        try:
+            table = reports.parse_report(path, columns=reported, fixed_width=False, delimiter=";", header=True)
+            row = list(table.slice(table.num_rows - 1, 1).to_pylist()[0].values()) if table.num_rows else []
+            values = {name: _scalar(row[i]) for i, name in enumerate(reported) if i < len(row)}
+        finally:
+            os.remove(path)
+    elif reported and outcome.ok:
+        outcome.warnings.append("collect: the mission stopped before its last command, so its parameters were not "
+                                "collected")
+    outcome.collected = {name: field_values.get(name) if name in fields else values.get(name) for name in names}
+
+
+def _scalar(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def copy_script_tree(source: ScriptSource, directory: str) -> list[str]:
+    """Save the script and its includes exactly as run, for the record. Returns the files written."""
+    os.makedirs(directory, exist_ok=True)
+    written = []
+    main = os.path.join(directory, os.path.basename(source.path))
+    with open(main, "w", encoding="utf-8") as handle:
+        handle.write(source.text)
+    written.append(main)
+    if source.includes:
+        root = os.path.commonpath([source.directory, *source.includes])
+        for original, text in source.includes.items():
+            target = os.path.join(directory, "includes", os.path.relpath(original, root))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            written.append(target)
+    return written
+
+
+def reset_scratch() -> None:
+    """Remove this process's scratch folder (tests and long-lived hosts call it when done)."""
+    global _scratch
+    if _scratch and os.path.isdir(_scratch):
+        shutil.rmtree(_scratch, ignore_errors=True)
+    _scratch = None
+    _includes.clear()
