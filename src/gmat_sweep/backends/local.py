@@ -12,6 +12,7 @@ import collections
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import traceback
@@ -23,6 +24,9 @@ from .base import Pool, WorkerLost
 
 
 def _worker_main(conn: Connection) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the driver handles it and stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn.send("ready")  # per-run timeouts start only once a process is up, not while it is being spawned
     while True:
         try:
             message = conn.recv()
@@ -49,6 +53,7 @@ class _Worker:
         child.close()
         self.future: concurrent.futures.Future[Any] | None = None
         self.deadline: float | None = None
+        self.ready = False
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -160,12 +165,12 @@ class LocalPool(Pool):
     def _dispatch(self) -> None:
         with self._lock:
             while self._queue:
-                idle = next((w for w in self._workers if w.future is None), None)
+                idle = next((w for w in self._workers if w.future is None and w.ready), None)
                 if idle is None:
-                    if len(self._workers) >= self._n:
-                        return
-                    idle = _Worker(self._ctx)
-                    self._workers.append(idle)
+                    if len(self._workers) < self._n:
+                        self._workers.append(_Worker(self._ctx))
+                        continue
+                    return
                 future, fn, args = self._queue.popleft()
                 if not future.set_running_or_notify_cancel():
                     continue
@@ -183,19 +188,34 @@ class LocalPool(Pool):
             for worker in list(self._workers):
                 if worker.conn in ready:
                     try:
-                        ok, value = worker.conn.recv()
+                        message = worker.conn.recv()
                     except (EOFError, OSError):
-                        self._replace(worker, f"worker process {worker.process.pid} died")
+                        self._replace(worker, self._death(worker))
                         continue
+                    if message == "ready":
+                        worker.ready = True
+                        continue
+                    ok, value = message
                     future, worker.future, worker.deadline = worker.future, None, None
                     if future is not None:
                         future.set_result(value) if ok else future.set_exception(value)
                 elif worker.process.sentinel in ready or not worker.process.is_alive():
-                    code = worker.process.exitcode
-                    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
-                    self._replace(worker, f"worker process {worker.process.pid} {how} while running this task")
+                    self._replace(worker, self._death(worker))
                 elif worker.deadline is not None and now >= worker.deadline:
                     self._replace(worker, f"timed out after {self.timeout:g} s; the worker process was killed")
+
+    @staticmethod
+    def _death(worker: _Worker) -> str:
+        worker.process.join(timeout=5)  # the exit code is known only once the process is reaped
+        code = worker.process.exitcode
+        if code is not None and code < 0:
+            import signal
+
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else "?"
+            how = f"was killed by signal {-code} ({name})"
+        else:
+            how = f"exited ({code})"
+        return f"worker process {worker.process.pid} {how} while running this task"
 
     def _replace(self, worker: _Worker, reason: str) -> None:
         if worker.future is not None and not worker.future.done():

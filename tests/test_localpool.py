@@ -1,0 +1,113 @@
+"""LocalPool with real spawned processes: crash isolation, replacement, timeouts, the sliding window."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from gmat_sweep.backends import LocalPool, Pool, WorkerLost
+from pool_tasks import crash, pid_after
+
+
+def test_results_come_back_from_separate_processes():
+    with LocalPool(max_workers=2) as pool:
+        pids = {value for _, value, error in pool.imap(pid_after, [0.2] * 6) if error is None}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+@pytest.mark.parametrize("kind, message", [("segfault", "signal 11"), ("exit", "exited (3)"),
+                                           ("error", "ValueError: a plain error")])
+def test_a_dying_worker_fails_only_its_task_and_is_replaced(kind, message):
+    with LocalPool(max_workers=2) as pool:
+        items = [("ok", 0.1), ("crash", kind), ("ok", 0.1), ("ok", 0.1)]
+        futures = [pool.submit(pid_after, arg) if what == "ok" else pool.submit(crash, arg) for what, arg in items]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(("ok", pool.result(next(iter(pool.as_completed([future]))))))
+            except Exception as exc:  # noqa: BLE001
+                outcomes.append(("error", exc))
+        assert [o[0] for o in outcomes] == ["ok", "error", "ok", "ok"]
+        assert message in str(outcomes[1][1])
+        if kind != "error":
+            assert isinstance(outcomes[1][1], WorkerLost) and pool.replaced >= 1
+
+
+def test_kill_9_of_a_busy_worker():
+    with LocalPool(max_workers=2) as pool:
+        futures = [pool.submit(pid_after, 3.0), pool.submit(pid_after, 0.2)]
+        deadline = time.time() + 20
+        while len(pool.busy_pids()) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the short task is done; the long one is still running
+        victim = pool.busy_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(WorkerLost, match="signal 9"):
+            pool.result(futures[0]) if futures[0].exception(timeout=20) else None
+        assert futures[1].result(timeout=20) != victim
+        assert pool.result(pool.submit(pid_after, 0)) != victim  # the replacement works
+
+
+def test_timeout_kills_the_run_and_the_pool_goes_on():
+    with LocalPool(max_workers=1, timeout=0.5) as pool:
+        slow = pool.submit(pid_after, 30)
+        with pytest.raises(WorkerLost, match="timed out after 0.5 s"):
+            slow.result(timeout=20)
+        assert pool.submit(pid_after, 0).result(timeout=20) > 0
+
+
+def test_sliding_window_keeps_workers_busy_without_barriers():
+    # One slow task must not hold back the others: with 2 workers, the 9 short tasks all finish before the long one.
+    with LocalPool(max_workers=2) as pool:
+        order = [item for item, _, _ in pool.imap(pid_after, [2.0] + [0.05] * 9)]
+    assert order[-1] == 2.0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="positive whole number"):
+        LocalPool(max_workers=0)
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        LocalPool(timeout=-1)
+    pool = LocalPool(max_workers=1)
+    pool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.submit(pid_after, 0)
+
+
+class ThreadPool(Pool):
+    """The custom-backend example from the Pool docstring, exercised for real."""
+
+    def __init__(self, n: int = 2) -> None:
+        import concurrent.futures
+
+        self._ex = concurrent.futures.ThreadPoolExecutor(n)
+        self._n = n
+
+    @property
+    def max_workers(self) -> int:
+        return self._n
+
+    def submit(self, fn, *args):
+        return self._ex.submit(fn, *args)
+
+    def wait_any(self, futures, timeout=None):
+        import concurrent.futures
+
+        return concurrent.futures.wait(futures, timeout, return_when="FIRST_COMPLETED").done
+
+    def result(self, future):
+        return future.result()
+
+    def close(self):
+        self._ex.shutdown()
+
+
+def test_a_custom_pool_needs_only_four_methods():
+    with ThreadPool(3) as pool:
+        results = sorted(value for _, value, _ in pool.imap(lambda x: x * 2, range(10)))
+    assert results == [x * 2 for x in range(10)]
+    assert threading.active_count() >= 1

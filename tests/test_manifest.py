@@ -1,0 +1,79 @@
+"""The manifest: durable appends, a torn last line ignored and cut, corruption mid-file named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from gmat_sweep.manifest import KIND, ManifestError, ManifestWriter, read_manifest
+
+HEADER = {"kind": KIND, "schema": 1, "design": {"kind": "grid", "grid": {"A": [1]}}}
+
+
+def write(path, entries):
+    with ManifestWriter(str(path), HEADER) as writer:
+        for entry in entries:
+            writer.append(entry)
+
+
+def test_roundtrip_and_last_line_wins(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    write(path, [{"run_id": 0, "status": "failed"}, {"run_id": 1, "status": "ok"}, {"run_id": 0, "status": "ok"}])
+    manifest = read_manifest(tmp_path)  # the folder works as well as the file
+    assert manifest.header["kind"] == KIND
+    assert manifest.entries == {0: {"run_id": 0, "status": "ok"}, 1: {"run_id": 1, "status": "ok"}}
+    assert not manifest.torn_tail
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(min_value=1, max_value=60))
+def test_any_torn_tail_is_ignored_and_cut_before_appending(tmp_path_factory, cut):
+    path = tmp_path_factory.mktemp("m") / "manifest.jsonl"
+    write(path, [{"run_id": i, "status": "ok", "pad": "x" * 20} for i in range(3)])
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])  # kill -9 in the middle of the last write
+    manifest = read_manifest(path)
+    whole_lines = data[:-cut].count(b"\n")
+    assert set(manifest.entries) == set(range(whole_lines - 1))
+    with ManifestWriter(str(path)) as writer:
+        writer.append({"run_id": 9, "status": "ok"})
+    again = read_manifest(path)
+    assert 9 in again.entries and not again.torn_tail
+
+
+def test_corrupt_line_in_the_middle_is_named(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    write(path, [{"run_id": i, "status": "ok"} for i in range(4)])
+    lines = path.read_text().splitlines()
+    lines[2] = '{"run_id": 1, "sta'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ManifestError, match="line 3 is corrupt"):
+        read_manifest(path)
+
+
+def test_missing_empty_and_foreign_manifests(tmp_path):
+    with pytest.raises(ManifestError, match="no sweep manifest"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.jsonl").write_text("")
+    with pytest.raises(ManifestError, match="killed before it started"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({"hello": 1}) + "\n")
+    with pytest.raises(ManifestError, match="not a gmat-sweep manifest"):
+        read_manifest(tmp_path)
+
+
+def test_writer_refuses_to_overwrite_an_existing_manifest(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    write(path, [])
+    with pytest.raises(FileExistsError):
+        ManifestWriter(str(path), HEADER)
+
+
+def test_group_fsync_still_writes_every_line_on_close(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    with ManifestWriter(str(path), HEADER, fsync_every=100) as writer:
+        for i in range(250):
+            writer.append({"run_id": i, "status": "ok"})
+    assert len(read_manifest(path).entries) == 250
