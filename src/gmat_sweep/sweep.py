@@ -128,7 +128,8 @@ class Sweep:
             return manifest.entries
         if resume:
             raise SweepError(f"nothing to resume: {self.out} has no manifest.jsonl")
-        if os.path.isdir(self.out) and os.listdir(self.out):
+        # A sweep killed before its manifest header was written leaves only its own skeleton: reuse it.
+        if os.path.isdir(self.out) and set(os.listdir(self.out)) - {"runs", "script"}:
             raise SweepError(f"out={self.out} is not empty and holds no gmat-sweep manifest; refusing to mix a sweep "
                              "into it. Give a new or empty folder.")
         try:

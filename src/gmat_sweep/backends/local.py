@@ -13,6 +13,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -23,7 +24,20 @@ from typing import Any
 from .base import Pool, WorkerLost
 
 
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to kill this worker when the driver dies (kill -9 included), so no orphan
+    keeps writing into a sweep folder that a resumed driver is about to reuse."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def _worker_main(conn: Connection) -> None:
+    _die_with_parent()
     # Ctrl-C in a terminal reaches the whole process group: the driver handles it and stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn.send("ready")  # per-run timeouts start only once a process is up, not while it is being spawned
