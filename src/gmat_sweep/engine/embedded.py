@@ -47,10 +47,13 @@ class EmbeddedEngine(Engine):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Any]:
-        # gmatpy's own session serialises threads and clears GMAT's objects on the way in and out.
+        # Hold gmatpy's own lock so user code calling gmatpy from another thread never interleaves with a run.
         self.start()
-        with self._gmatpy.native_session() as api:
-            yield api
+        from gmatpy import _runtime
+
+        _runtime.check_process()
+        with _runtime.lock:
+            yield self._gmat
 
     @property
     def location(self) -> str:

@@ -56,9 +56,9 @@ class InstallEngine(Engine):
         if self._gmat is not None:
             return
         package = self._check_layout()
-        # The install's extension modules find their shared libraries relative to bin/.
-        if self.bin_dir not in sys.path:
-            sys.path.insert(1, self.bin_dir)
+        # bin/ is deliberately not put on sys.path: the package is loaded by file location, its own imports are
+        # relative, and its shared libraries are found by the loader (rpath), not through sys.path. With bin/ on
+        # sys.path, every later ``import gmatpy`` in this process would get the install's package, not the wheel.
         try:
             spec = importlib.util.spec_from_file_location(
                 _MODULE, package, submodule_search_locations=[os.path.dirname(package)]
@@ -78,6 +78,14 @@ class InstallEngine(Engine):
             module.Setup(self.startup_file)
         except Exception as exc:
             raise EngineError(f"GMAT failed to start from {self.startup_file}: {exc}") from exc
+        # GMAT's Setup does not raise when the startup file names folders or files that do not exist: it leaves
+        # the Moderator uninitialised, and the first mission then crashes the process.
+        if not module.Moderator.Instance().IsInitialized():
+            raise EngineError(
+                f"GMAT did not start from {self.startup_file}, most often because a folder or file it names does "
+                "not exist (check its ROOT_PATH, DATA_PATH and the paths built on them). Rebuild it for this install "
+                f"by running 'python BuildApiStartupFile.py' in {os.path.join(self.root, 'api')}, then try again."
+            )
         self._gmat = module
 
     def _api(self) -> Any:
