@@ -79,11 +79,15 @@ def test_failed_runs_are_rows_with_their_error_and_every_report_is_reachable(mis
 def test_samples_sweep_and_collect_only_missions(samples_dir, tmp_path, pool):
     rows = [{"TOI.Element1": 1.0, "GOI.Element1": 1.5}, {"TOI.Element1": 1.2, "GOI.Element1": 1.4}]
     s = Sweep(samples_dir / "Ex_HohmannTransfer.script", samples=pd.DataFrame(rows), out=tmp_path / "h",
-              collect=["DefaultSC.Earth.RMAG", "TOI.Element1"]).run(pool, False)
+              collect=["DefaultSC.Earth.RMAG", "TOI.Element1", "DefaultSC.A1ModJulian",
+                       "DefaultSC.UTCGregorian"]).run(pool, False)
     df = s.results()  # no ReportFile: one row per run
     assert len(df) == 2 and (df["status"] == "ok").all()
     summary = s.summary()
     assert summary["DefaultSC.Earth.RMAG"].between(41000, 43000).all()  # the targeter reached GEO either way
+    assert summary["DefaultSC.A1ModJulian"].dtype == float  # days, at full precision
+    assert pd.api.types.is_datetime64_any_dtype(summary["DefaultSC.UTCGregorian"])
+    assert (summary["DefaultSC.UTCGregorian"].dt.year == 2000).all()
 
 
 def test_preflight_refuses_a_bad_value_before_any_run(leo, tmp_path, pool):

@@ -43,7 +43,10 @@ def summary(design: Design, entries: Mapping[int, Mapping[str, Any]], collect: S
     frame["worker"] = [r.get("worker") for r in rows]
     for name in collect:
         column = name if name not in frame.columns else f"{name} (final)"
-        frame[column] = [(r.get("collected") or {}).get(name) for r in rows]
+        values = [(r.get("collected") or {}).get(name) for r in rows]
+        # Collected epochs are kept as GMAT printed them; in the table, Gregorian ones become timestamps as in reports.
+        frame[column] = (pd.to_datetime(values, format="%d %b %Y %H:%M:%S.%f", errors="coerce")
+                         if name.endswith("Gregorian") else values)
     frame["error"] = [r.get("error") for r in rows]
     frame["warnings"] = [r.get("warnings") or [] for r in rows]
     return frame

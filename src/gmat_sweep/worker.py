@@ -364,9 +364,7 @@ def _read_collected(path: str, names: Sequence[str], fields: Sequence[str], fiel
     values: dict[str, Any] = {}
     if reported and os.path.exists(path):
         try:
-            table = reports.parse_report(path, columns=reported, fixed_width=False, delimiter=";", header=True)
-            row = list(table.slice(table.num_rows - 1, 1).to_pylist()[0].values()) if table.num_rows else []
-            values = {name: _scalar(row[i]) for i, name in enumerate(reported) if i < len(row)}
+            values = _last_report_row(path, reported)
         finally:
             os.remove(path)
     elif reported and outcome.ok:
@@ -375,10 +373,16 @@ def _read_collected(path: str, names: Sequence[str], fields: Sequence[str], fiel
     outcome.collected = {name: field_values.get(name) if name in fields else values.get(name) for name in names}
 
 
-def _scalar(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
+def _last_report_row(path: str, names: Sequence[str]) -> dict[str, Any]:
+    """The collect report's last line, each value as GMAT printed it (17 digits round-trip a double exactly;
+    epochs stay in GMAT's own format, ModJulian as a number of days)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = [line.rstrip("\n") for line in handle if line.strip()]
+    data = [line for line in lines[1:] if ";" in line or len(names) == 1]
+    if not data:
+        return {}
+    cells = data[-1].split(";")
+    return {name: _typed(cells[i]) for i, name in enumerate(names) if i < len(cells)}
 
 
 def copy_script_tree(source: ScriptSource, directory: str) -> list[str]:
