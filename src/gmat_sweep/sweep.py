@@ -29,8 +29,8 @@ from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestError, ManifestWri
 from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
 from .worker import copy_script_tree, preflight, run_one
 
-#: How many distinct-value combinations the preflight loads in GMAT before the sweep starts.
-PREFLIGHT_LIMIT = 200
+#: How many values of one parameter the preflight loads in GMAT before the sweep starts (a load takes ~4 ms).
+PREFLIGHT_LIMIT = 64
 
 
 class SweepError(ValueError):
@@ -308,10 +308,26 @@ def package_versions() -> dict[str, str]:
 
 
 def _preflight_rows(design: Design, limit: int) -> list[dict[str, Any]]:
-    """Rows that together use every distinct value of every parameter (as far as ``limit`` allows)."""
-    values = design.distinct_values()
+    """Rows that together try every parameter's distinct values, or, for a long numeric list, its extremes and
+    values spread between them (a range GMAT rejects is found at its ends)."""
+    values = {p: _spread(vs, limit) for p, vs in design.distinct_values().items()}
     longest = max((len(v) for v in values.values()), default=0)
-    return [{p: vs[min(i, len(vs) - 1)] for p, vs in values.items()} for i in range(min(longest, limit))]
+    return [{p: vs[min(i, len(vs) - 1)] for p, vs in values.items()} for i in range(longest)]
+
+
+def _spread(values: list[Any], limit: int) -> list[Any]:
+    if len(values) <= limit:
+        return values
+    def numeric(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    numbers = [v for v in values if numeric(v)]
+    others = [v for v in values if not numeric(v)][: limit // 2]
+    numbers.sort()
+    room = max(2, limit - len(others))
+    step = (len(numbers) - 1) / (room - 1)
+    picked = [numbers[round(i * step)] for i in range(room)] if numbers else []
+    return list(dict.fromkeys(others + picked))
 
 
 def _lost(spec: RunSpec, error: BaseException) -> RunOutcome:
