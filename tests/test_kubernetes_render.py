@@ -1,0 +1,413 @@
+"""The Kubernetes manifests: valid against the real schemas, and saying exactly what we mean.
+
+DaskCluster objects are checked against the CRD schema shipped inside dask-kubernetes, core objects (and the
+Pod specs inside a DaskCluster) against Kubernetes' own OpenAPI schemas in strict mode (unknown fields fail).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+pytest.importorskip("dask_kubernetes")
+jsonschema = pytest.importorskip("jsonschema")
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+from click.testing import CliRunner  # noqa: E402
+
+from gmat_sweep import kubernetes as k8s  # noqa: E402
+from gmat_sweep.cli_k8s import k8s as k8s_group  # noqa: E402
+
+K8S_VERSION = "1.33"
+IMAGE = "ghcr.io/acme/gmat-sweep:0.1.0"
+DIGEST_IMAGE = "registry.example:5000/acme/gmat-sweep@sha256:" + "a" * 64
+
+
+# ------------------------------------------------------------------------------------------- schemas
+@functools.cache
+def _crd_schema(kind: str) -> dict:
+    """The openAPIV3Schema of a Dask CRD, from the fully expanded copies in the operator's Helm chart."""
+    import dask_kubernetes
+
+    root = Path(dask_kubernetes.__file__).parent / "operator" / "deployment" / "helm" / "dask-kubernetes-operator"
+    crd = yaml.safe_load((root / "crds" / f"{kind.lower()}.yaml").read_text())
+    assert crd["spec"]["names"]["kind"] == kind
+    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def validate(obj: dict) -> None:
+    """Fail unless ``obj`` is what a Kubernetes API server (with the Dask CRDs) accepts."""
+    if obj["apiVersion"] == "kubernetes.dask.org/v1":
+        jsonschema.Draft7Validator(_crd_schema(obj["kind"])).validate(obj)
+        # The CRD schema allows unknown fields; the Pod specs inside must be real Pod specs.
+        for role in ("scheduler", "worker"):
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": obj["spec"][role]["spec"]}
+            kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+                   "spec": obj["spec"]["scheduler"]["service"]}
+        kubernetes_validate.validate(service, K8S_VERSION, strict=True)
+    else:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def pod_specs(spec: dict) -> list[dict]:
+    return [spec["spec"]["scheduler"]["spec"], spec["spec"]["worker"]["spec"]]
+
+
+def test_the_validator_rejects_what_kubernetes_rejects():
+    spec = k8s.cluster_spec("sma-scan", IMAGE, 2)
+    broken = copy.deepcopy(spec)
+    broken["spec"]["worker"]["spec"]["containers"][0]["imagePullPolicy"] = 3
+    with pytest.raises(Exception):
+        validate(broken)
+    broken = copy.deepcopy(spec)
+    del broken["spec"]["worker"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken)
+    broken = copy.deepcopy(spec)
+    broken["spec"]["worker"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"  # a typo: strict mode
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(broken)
+
+
+# ---------------------------------------------------------------------------------------- DaskCluster
+@pytest.fixture()
+def spec() -> dict:
+    return k8s.cluster_spec("sma-scan", IMAGE, 3, claim="gmat-shared", mount_path="/shared",
+                            env={"OMP_NUM_THREADS": "1"}, node_selector={"pool": "gmat"},
+                            tolerations=[{"key": "gmat", "operator": "Exists", "effect": "NoSchedule"}],
+                            image_pull_secrets=["regcred"], service_account="gmat-runner",
+                            scheduler_service_type="LoadBalancer")
+
+
+def test_cluster_spec_validates(spec):
+    validate(spec)
+    validate(k8s.cluster_spec("minimal", DIGEST_IMAGE, 0))
+
+
+def test_cluster_spec_is_accepted_by_kubecluster_parsing(spec):
+    from dask_kubernetes.operator import make_cluster_spec
+
+    reference = make_cluster_spec("sma-scan", image=IMAGE, n_workers=3)
+    assert spec["apiVersion"] == reference["apiVersion"] and spec["kind"] == "DaskCluster"
+    assert spec["metadata"]["name"] == "sma-scan"
+    assert spec["spec"]["worker"]["replicas"] == 3
+    assert spec["spec"]["scheduler"]["service"]["type"] == "LoadBalancer"
+    assert spec["spec"]["scheduler"]["service"]["selector"] == reference["spec"]["scheduler"]["service"]["selector"]
+
+
+def test_claim_is_mounted_in_every_pod(spec):
+    for pod in pod_specs(spec):
+        assert pod["volumes"] == [{"name": "shared", "persistentVolumeClaim": {"claimName": "gmat-shared"}}]
+        [container] = pod["containers"]
+        assert container["volumeMounts"] == [{"name": "shared", "mountPath": "/shared"}]
+        assert {"name": "GMAT_SWEEP_SHARED", "value": "/shared"} in container["env"]
+        assert {"name": "OMP_NUM_THREADS", "value": "1"} in container["env"]
+
+
+def test_no_claim_means_no_volume():
+    for pod in pod_specs(k8s.cluster_spec("sma-scan", IMAGE, 1)):
+        assert "volumes" not in pod
+        assert "volumeMounts" not in pod["containers"][0]
+        assert all(e["name"] != "GMAT_SWEEP_SHARED" for e in pod["containers"][0]["env"])
+
+
+def test_commands_exist_in_current_images(spec):
+    worker = spec["spec"]["worker"]["spec"]["containers"][0]
+    scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    assert worker["command"] == ["dask", "worker"]
+    assert scheduler["command"] == ["dask", "scheduler"]
+    argv = worker["command"] + worker["args"]
+    assert argv[2] == "$(DASK_SCHEDULER_ADDRESS)"
+    assert argv[argv.index("--name") + 1] == "$(DASK_WORKER_NAME)"
+    assert argv[argv.index("--nthreads") + 1] == "1"
+    assert argv[argv.index("--nworkers") + 1] == "1"
+    assert "--dashboard" in argv and argv[argv.index("--dashboard-address") + 1] == "8788"
+    assert "--host" in scheduler["args"]
+    for container in (worker, scheduler):
+        assert not any(part in ("dask-worker", "dask-scheduler") for part in container["command"] + container["args"])
+
+
+def test_resources_one_cpu_and_memory():
+    default = k8s.cluster_spec("sma-scan", IMAGE, 1)["spec"]["worker"]["spec"]["containers"][0]["resources"]
+    assert default == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
+    custom = k8s.cluster_spec("sma-scan", IMAGE, 1, resources={"requests": {"memory": "6Gi"}})
+    resources = custom["spec"]["worker"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "1", "memory": "6Gi"}, "limits": {"memory": "6Gi"}}
+    limited = k8s.cluster_spec("sma-scan", IMAGE, 1, resources={"limits": {"memory": "8Gi", "cpu": "2"}})
+    assert limited["spec"]["worker"]["spec"]["containers"][0]["resources"]["limits"] == {"memory": "8Gi", "cpu": "2"}
+
+
+def test_pull_policy_and_security_context(spec):
+    for pod in pod_specs(spec):
+        [container] = pod["containers"]
+        assert container["image"] == IMAGE
+        assert container["imagePullPolicy"] == "IfNotPresent"
+        security = container["securityContext"]
+        assert security["runAsNonRoot"] is True and security["runAsUser"] == k8s.RUN_AS_USER == 1000
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_scheduling_options_on_both_pods(spec):
+    for pod in pod_specs(spec):
+        assert pod["nodeSelector"] == {"pool": "gmat"}
+        assert pod["tolerations"] == [{"key": "gmat", "operator": "Exists", "effect": "NoSchedule"}]
+        assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+        assert pod["serviceAccountName"] == "gmat-runner"
+    for pod in pod_specs(k8s.cluster_spec("sma-scan", IMAGE, 1)):
+        assert pod["automountServiceAccountToken"] is False
+        assert not {"nodeSelector", "tolerations", "imagePullSecrets", "serviceAccountName"} & set(pod)
+
+
+def test_env_list_passes_through():
+    env = [{"name": "A", "value": "1"}, {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    spec = k8s.cluster_spec("sma-scan", IMAGE, 1, env=env, claim="c", mount_path="/data")
+    container_env = spec["spec"]["worker"]["spec"]["containers"][0]["env"]
+    assert container_env == env + [{"name": "GMAT_SWEEP_SHARED", "value": "/data"}]
+    validate(spec)
+
+
+@pytest.mark.parametrize("image", [IMAGE, DIGEST_IMAGE, "localhost:5000/gmat:1.2", "gmat:0.1.0",
+                                   "ghcr.io/acme/gmat-sweep:0.1.0@sha256:" + "0" * 64])
+def test_pinned_images_are_accepted(image):
+    assert k8s.cluster_spec("sma-scan", image, 1)["spec"]["worker"]["spec"]["containers"][0]["image"] == image
+
+
+@pytest.mark.parametrize("image", ["ghcr.io/acme/gmat-sweep", "ghcr.io/acme/gmat-sweep:latest",
+                                   "localhost:5000/gmat", "gmat"])
+def test_unpinned_images_are_refused_with_a_way_out(image):
+    with pytest.raises(ValueError, match=r"pin a version tag .*@sha256:.*allow_unpinned"):
+        k8s.cluster_spec("sma-scan", image, 1)
+    spec = k8s.cluster_spec("sma-scan", image, 1, allow_unpinned=True)
+    assert spec["spec"]["scheduler"]["spec"]["containers"][0]["image"] == image
+
+
+BAD_INPUTS = [
+    (dict(image=""), "invalid image"),
+    (dict(image="acme/gmat sweep:1"), "invalid image"),
+    (dict(image="acme/gmat@sha256:abc"), "digest"),
+    (dict(image="acme/gmat:"), "invalid image"),
+    (dict(name="SMA_scan"), r"lower-case letters, digits or '-'"),
+    (dict(name="1scan"), "starting with a letter"),
+    (dict(name="scan-"), "DNS-1123 label"),
+    (dict(name="a" * 54), "at most 53"),
+    (dict(n_workers=-1), r"whole number >= 0"),
+    (dict(n_workers=1.5), r"whole number >= 0"),
+    (dict(n_workers=True), r"whole number >= 0"),
+    (dict(scheduler_service_type="ExternalName"), "ClusterIP, NodePort, LoadBalancer"),
+    (dict(claim="gmat-shared", mount_path=None), "without a mount path"),
+    (dict(claim="gmat-shared", mount_path=""), "without a mount path"),
+    (dict(mount_path="/data"), "without a claim"),
+    (dict(claim="gmat-shared", mount_path="relative/dir"), "absolute path"),
+    (dict(claim="Gmat_Shared"), "DNS-1123 subdomain"),
+    (dict(resources={"request": {"memory": "1Gi"}}), "requests"),
+    (dict(resources={"requests": {"memory": "lots"}}), "quantity"),
+    (dict(env={"BAD NAME": "x"}), "environment variable"),
+    (dict(claim="c", env={"GMAT_SWEEP_SHARED": "/elsewhere"}), "GMAT_SWEEP_SHARED"),
+    (dict(service_account="Runner!"), "service account"),
+    (dict(image_pull_secrets=["Bad_Secret"]), "image pull secret"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_bad_input_is_refused_clearly(change, message):
+    kwargs = dict(name="sma-scan", image=IMAGE, n_workers=2) | change
+    name, image, n = kwargs.pop("name"), kwargs.pop("image"), kwargs.pop("n_workers")
+    with pytest.raises(ValueError, match=message):
+        k8s.cluster_spec(name, image, n, **kwargs)
+
+
+def test_default_mount_without_claim_is_fine():
+    k8s.cluster_spec("sma-scan", IMAGE, 1, mount_path="/shared")
+    k8s.cluster_spec("sma-scan", IMAGE, 1, mount_path=None)
+
+
+# --------------------------------------------------------------------------------------- other objects
+def test_pvc():
+    claim = k8s.pvc("gmat-shared", "50Gi", storage_class="nfs-client", namespace="sweeps")
+    validate(claim)
+    assert claim["spec"] == {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}},
+                             "storageClassName": "nfs-client"}
+    assert claim["metadata"]["namespace"] == "sweeps"
+    assert "storageClassName" not in k8s.pvc("gmat-shared")["spec"]
+    with pytest.raises(ValueError, match="access mode"):
+        k8s.pvc("gmat-shared", access_mode="ReadWriteSometimes")
+    with pytest.raises(ValueError, match="quantity"):
+        k8s.pvc("gmat-shared", size="ten gigs")
+    with pytest.raises(ValueError, match="DNS-1123"):
+        k8s.pvc("Gmat Shared")
+
+
+def test_driver_rbac_is_exact_and_namespaced():
+    objs = k8s.driver_rbac("sma-scan-driver", "sweeps")
+    for obj in objs:
+        validate(obj)
+        assert obj["metadata"]["namespace"] == "sweeps"
+    assert [o["kind"] for o in objs] == ["ServiceAccount", "Role", "RoleBinding"]
+    role, binding = objs[1], objs[2]
+    assert role["rules"] == [
+        {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskclusters"],
+         "verbs": ["get", "list", "create", "delete"]},
+        {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskworkergroups"],
+         "verbs": ["get", "list", "create", "patch", "delete"]},
+        {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskautoscalers"],
+         "verbs": ["create", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["get", "create"]},
+    ]
+    assert not any("*" in rule[key] for rule in role["rules"] for key in ("apiGroups", "resources", "verbs"))
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "sma-scan-driver"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sma-scan-driver", "namespace": "sweeps"}]
+    with pytest.raises(ValueError, match="namespace"):
+        k8s.driver_rbac("sma-scan-driver", None)
+    with pytest.raises(ValueError, match="DNS-1123"):
+        k8s.driver_rbac("Driver", "sweeps")
+
+
+def test_driver_pod_matches_the_workers():
+    pod = k8s.driver_pod("sma-scan-driver", IMAGE, claim="gmat-shared", mount_path="/shared",
+                         command="gmat-sweep run /shared/mission.script --out '/shared/out dir'",
+                         service_account="sma-scan-driver", namespace="sweeps", scheduler="sma-scan")
+    validate(pod)
+    spec = pod["spec"]
+    [container] = spec["containers"]
+    assert container["command"] == ["gmat-sweep", "run", "/shared/mission.script", "--out", "/shared/out dir"]
+    assert container["image"] == IMAGE and container["imagePullPolicy"] == "IfNotPresent"
+    assert container["volumeMounts"] == [{"name": "shared", "mountPath": "/shared"}]
+    assert spec["volumes"] == [{"name": "shared", "persistentVolumeClaim": {"claimName": "gmat-shared"}}]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["serviceAccountName"] == "sma-scan-driver"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env == {"GMAT_SWEEP_SHARED": "/shared",
+                   "DASK_SCHEDULER_ADDRESS": "tcp://sma-scan-scheduler.sweeps.svc.cluster.local:8786"}
+    assert container["securityContext"]["runAsNonRoot"] is True
+    with pytest.raises(ValueError, match="empty driver command"):
+        k8s.driver_pod("d", IMAGE, claim=None, command="")
+    with pytest.raises(ValueError, match="pin"):
+        k8s.driver_pod("d", "acme/gmat", claim=None, command=["true"])
+
+
+def test_driver_script_configmap_is_mounted():
+    cm = k8s.driver_script("sma-scan-driver", "print('hello')\n", "scan.py", namespace="sweeps")
+    validate(cm)
+    pod = k8s.driver_pod("sma-scan-driver", IMAGE, claim=None, command=["python", "/opt/gmat-sweep/driver/scan.py"],
+                         script_configmap="sma-scan-driver")
+    validate(pod)
+    assert {"name": "driver-script", "configMap": {"name": "sma-scan-driver"}} in pod["spec"]["volumes"]
+    assert {"name": "driver-script", "mountPath": k8s.DRIVER_SCRIPT_DIR, "readOnly": True} in \
+        pod["spec"]["containers"][0]["volumeMounts"]
+
+
+def test_manual_manifests_need_no_operator():
+    objs = k8s.manual_manifests("sma-scan", IMAGE, 4, namespace="sweeps", claim="gmat-shared")
+    for obj in objs:
+        validate(obj)
+    scheduler, service, workers = objs
+    assert [o["kind"] for o in objs] == ["Deployment", "Service", "Deployment"]
+    assert workers["metadata"]["name"] == "sma-scan-worker" and workers["spec"]["replicas"] == 4
+    assert service["metadata"]["name"] == "sma-scan-scheduler"
+    assert service["spec"]["selector"].items() <= scheduler["spec"]["template"]["metadata"]["labels"].items()
+    for deployment in (scheduler, workers):
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["volumes"] == [{"name": "shared", "persistentVolumeClaim": {"claimName": "gmat-shared"}}]
+    container = workers["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["dask", "worker"] and "--nthreads" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DASK_SCHEDULER_ADDRESS"]["value"] == "tcp://sma-scan-scheduler:8786"
+    assert env["DASK_WORKER_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_render_all_and_yaml_round_trip():
+    objs = k8s.render_all("sma-scan", IMAGE, 2, namespace="sweeps", claim="gmat-shared", size="20Gi",
+                          driver_command="gmat-sweep run /shared/mission.script")
+    assert [o["kind"] for o in objs] == ["PersistentVolumeClaim", "ServiceAccount", "Role", "RoleBinding",
+                                         "DaskCluster", "Pod"]
+    for obj in objs:
+        validate(obj)
+        assert obj["metadata"]["namespace"] == "sweeps"
+    assert list(yaml.safe_load_all(k8s.to_yaml(objs))) == objs
+    assert k8s.to_yaml(objs[0]).count("---") == 0
+
+    manual = k8s.render_all("sma-scan", IMAGE, 2, claim="gmat-shared", create_claim=False, operator=False,
+                            driver_script_text="print(1)\n")
+    assert [o["kind"] for o in manual] == ["ConfigMap", "Deployment", "Service", "Deployment", "Pod"]
+    for obj in manual:
+        validate(obj)
+    assert "serviceAccountName" not in manual[-1]["spec"]
+    with pytest.raises(ValueError, match="either a driver command or a driver script"):
+        k8s.render_all("sma-scan", IMAGE, 2, driver_command="x", driver_script_text="y")
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def run_cli(*args: str):
+    return CliRunner().invoke(k8s_group, ["render", *args])
+
+
+def test_cli_renders_yaml():
+    result = run_cli("--name", "sma-scan", "--image", IMAGE, "--workers", "3", "--claim", "gmat-shared",
+                     "--storage-class", "nfs", "--size", "5Gi", "--namespace", "sweeps", "--memory", "3Gi",
+                     "--driver-command", "gmat-sweep run /shared/m.script", "--scheduler-service-type", "NodePort")
+    assert result.exit_code == 0, result.output
+    objs = list(yaml.safe_load_all(result.stdout))
+    assert [o["kind"] for o in objs] == ["PersistentVolumeClaim", "ServiceAccount", "Role", "RoleBinding",
+                                         "DaskCluster", "Pod"]
+    for obj in objs:
+        validate(obj)
+    cluster = objs[4]
+    assert cluster["spec"]["worker"]["replicas"] == 3
+    assert cluster["spec"]["scheduler"]["service"]["type"] == "NodePort"
+    assert cluster["spec"]["worker"]["spec"]["containers"][0]["resources"]["limits"] == {"memory": "3Gi"}
+    assert objs[0]["spec"]["storageClassName"] == "nfs"
+
+
+def test_cli_no_operator_gives_no_dask_cluster(tmp_path):
+    script = tmp_path / "scan.py"
+    script.write_text("print('driver')\n")
+    result = run_cli("--image", IMAGE, "--no-operator", "--claim", "gmat-shared", "--existing-claim",
+                     "--driver-script", str(script))
+    assert result.exit_code == 0, result.output
+    objs = list(yaml.safe_load_all(result.stdout))
+    kinds = [o["kind"] for o in objs]
+    assert "DaskCluster" not in kinds and "Role" not in kinds and "PersistentVolumeClaim" not in kinds
+    assert kinds == ["ConfigMap", "Deployment", "Service", "Deployment", "Pod"]
+    assert objs[0]["data"] == {"scan.py": "print('driver')\n"}
+    assert objs[-1]["spec"]["containers"][0]["command"] == ["python", "/opt/gmat-sweep/driver/scan.py"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--image", "acme/gmat:latest"], "pin a version tag"),
+    (["--image", "acme/gmat"], "--allow-unpinned"),
+    (["--image", IMAGE, "--name", "Bad_Name"], "DNS-1123 label"),
+    (["--image", IMAGE, "--workers", "-1"], "--workers"),
+    (["--image", IMAGE, "--scheduler-service-type", "ExternalName"], "--scheduler-service-type"),
+    (["--image", IMAGE, "--mount", "/data"], "needs --claim"),
+    (["--image", IMAGE, "--claim", "c", "--size", "huge"], "quantity"),
+    (["--image", IMAGE, "--driver-command", "x", "--driver-script", __file__], "not both"),
+    (["--image", IMAGE, "--driver-script", "/does/not/exist.py"], "does not exist"),
+    ([], "--image"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(args, message):
+    result = run_cli(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.stderr
+
+
+def test_cli_allow_unpinned():
+    result = run_cli("--image", "acme/gmat:latest", "--allow-unpinned")
+    assert result.exit_code == 0, result.output
+    [cluster] = list(yaml.safe_load_all(result.stdout))
+    assert cluster["spec"]["worker"]["spec"]["containers"][0]["image"] == "acme/gmat:latest"
