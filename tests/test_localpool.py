@@ -111,3 +111,15 @@ def test_a_custom_pool_needs_only_four_methods():
         results = sorted(value for _, value, _ in pool.imap(lambda x: x * 2, range(10)))
     assert results == [x * 2 for x in range(10)]
     assert threading.active_count() >= 1
+
+
+def test_a_script_without_a_main_guard_gets_an_error_not_a_hang(tmp_path, leo):
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_guard.py"
+    script.write_text(f"from gmat_sweep import sweep\nsweep({str(leo)!r}, grid={{'Sat.SMA': [7000.0]}}, "
+                      f"out={str(tmp_path / 'o')!r}, progress=False)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert 'if __name__ == "__main__":' in done.stderr

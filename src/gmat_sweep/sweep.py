@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from . import __version__, results
-from .backends.base import Pool, WorkerLost
+from .backends.base import Pool, PoolBroken, WorkerLost
 from .design import Design, from_json, make_design, to_json
 from .gmat.script import ScriptError, check_path, load_script
 from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestError, ManifestWriter, manifest_path, read_manifest
@@ -168,6 +168,8 @@ class Sweep:
         future = pool.submit(preflight, self.source, combos, self.collect, self.engine)
         try:
             problems, fingerprint = pool.result(next(iter(pool.as_completed([future]))))
+        except PoolBroken as exc:
+            raise SweepError(str(exc)) from None
         except WorkerLost as exc:
             raise SweepError(f"the GMAT engine crashed while checking the script ({exc}); the script cannot be run "
                              "as given. Check it in GMAT, or run one case with gmat_sweep.run_one to see the log.") \

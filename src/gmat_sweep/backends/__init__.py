@@ -1,9 +1,9 @@
 """Where runs execute: the Pool interface, LocalPool (processes on this machine), DaskPool (any Dask cluster)."""
 
-from .base import Pool, WorkerLost
+from .base import Pool, PoolBroken, WorkerLost
 from .local import LocalPool
 
-__all__ = ["DaskPool", "LocalPool", "Pool", "WorkerLost"]
+__all__ = ["DaskPool", "LocalPool", "Pool", "PoolBroken", "WorkerLost"]
 
 
 def __getattr__(name: str):  # DaskPool needs the [dask] extra; import it only when asked for

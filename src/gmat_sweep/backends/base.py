@@ -31,6 +31,10 @@ class WorkerLost(RuntimeError):
     """The process running a task died (crash, kill -9, out of memory, eviction) or the task timed out."""
 
 
+class PoolBroken(RuntimeError):
+    """The pool itself cannot run tasks (its workers cannot start); the message says why and what to do."""
+
+
 class Pool(ABC):
     """Runs functions on workers. Use as a context manager so workers are released."""
 

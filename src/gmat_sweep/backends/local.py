@@ -21,7 +21,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .base import Pool, WorkerLost
+from .base import Pool, PoolBroken, WorkerLost
 
 
 def _die_with_parent() -> None:
@@ -57,6 +57,20 @@ def _worker_main(conn: Connection) -> None:
             conn.send(reply)
         except Exception as exc:  # noqa: BLE001 - an unpicklable result must not kill the worker
             conn.send((False, RuntimeError(f"task result could not be sent back: {exc}")))
+
+
+class _StartFailed(RuntimeError):
+    pass
+
+
+def _start_failure(exc: BaseException) -> str:
+    if isinstance(exc, _StartFailed):
+        return f"LocalPool could not start its worker processes: {exc}"
+    hint = ""
+    if "bootstrapping phase" in str(exc):
+        hint = (' Worker processes are spawned and import your main module again: put the code that runs the '
+                'sweep under  if __name__ == "__main__":')
+    return f"LocalPool could not run its worker processes: {type(exc).__name__}: {exc}".rstrip() + hint
 
 
 class _Worker:
@@ -105,6 +119,8 @@ class LocalPool(Pool):
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._closed = False
+        self._broken: BaseException | None = None
+        self._start_failures = 0
         self.replaced = 0  # how many workers died and were replaced, for reports and tests
         self._thread = threading.Thread(target=self._loop, name="gmat-sweep-localpool", daemon=True)
         self._thread.start()
@@ -124,6 +140,8 @@ class LocalPool(Pool):
     def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
         if self._closed:
             raise RuntimeError("this LocalPool is closed; create a new one")
+        if self._broken is not None:
+            raise PoolBroken(_start_failure(self._broken))
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._lock:
             self._queue.append((future, fn, args))
@@ -162,6 +180,20 @@ class LocalPool(Pool):
             pass
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # noqa: BLE001 - never leave futures waiting on a dead dispatcher
+            self._broken = exc
+            with self._lock:
+                running = [w.future for w in self._workers if w.future is not None]
+                queued = [future for future, _, _ in self._queue]
+                self._queue.clear()
+            error = PoolBroken(_start_failure(exc))
+            for future in running + queued:
+                if not future.done():
+                    future.set_exception(error)
+
+    def _serve(self) -> None:
         while not self._closed:
             self._dispatch()
             with self._lock:
@@ -232,6 +264,15 @@ class LocalPool(Pool):
         return f"worker process {worker.process.pid} {how} while running this task"
 
     def _replace(self, worker: _Worker, reason: str) -> None:
+        if not worker.ready:
+            # A process that dies before it can take work will not do better the next time: stop respawning.
+            self._start_failures += 1
+            if self._start_failures >= 3:
+                raise _StartFailed(f"worker processes die while starting ({reason.split(' while ')[0]}); see the "
+                                   "traceback they printed above. Worker processes are spawned and import your main "
+                                   'module again: put the code that runs the sweep under  if __name__ == "__main__":')
+        else:
+            self._start_failures = 0
         if worker.future is not None and not worker.future.done():
             worker.future.set_exception(WorkerLost(reason))
         worker.future = None
