@@ -137,3 +137,21 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(leo, tmp_path):
     finished = run_cli("resume", out, "--no-progress", "-j", "2")
     assert finished.returncode == 0, finished.stderr
     assert len(read_manifest(out).entries) == 200
+
+
+def test_sigterm_stops_like_ctrl_c(leo, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(CLI + ["run", str(leo), "--grid", "Sat.SMA=7000:7400:200", "--out", str(out),
+                                   "--workers", "2", "--no-progress"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        manifest = out / "manifest.jsonl"
+        if manifest.exists() and len(manifest.read_text().splitlines()) > 5:
+            break
+        time.sleep(0.1)
+    proc.terminate()  # SIGTERM to the driver only, as when its Pod is deleted
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert f"resume with: gmat-sweep resume {out}" in stderr
+    assert not read_manifest(out).torn_tail

@@ -4,6 +4,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -14,12 +21,14 @@ for _module in ("kmock", "kopf", "dask_kubernetes", "psutil"):
 try:  # tests/ on sys.path (pytest's rootdir-relative import of a test folder without __init__.py)
     from k8s.conftest import (CLUSTER_NAME, IMAGE, N_WORKERS, _kube_clusters, k8s_client, k8s_emulator,  # noqa: F401
                               kube_cluster)
-    from k8s.emulator import field_selector_matches, label_selector_matches, pid_alive, wait_for
+    from k8s.emulator import (EmulatedKubernetes, field_selector_matches, kubeconfig_env, label_selector_matches,
+                              pid_alive, wait_for)
     from k8s.tasks import gmat_sweep_version, pid_after, shared_dir
 except ImportError:  # tests/ became a package
     from tests.k8s.conftest import (CLUSTER_NAME, IMAGE, N_WORKERS, _kube_clusters, k8s_client,  # noqa: F401
                                     k8s_emulator, kube_cluster)
-    from tests.k8s.emulator import field_selector_matches, label_selector_matches, pid_alive, wait_for
+    from tests.k8s.emulator import (EmulatedKubernetes, field_selector_matches, kubeconfig_env,
+                                    label_selector_matches, pid_alive, wait_for)
     from tests.k8s.tasks import gmat_sweep_version, pid_after, shared_dir
 
 pytestmark = pytest.mark.timeout(120)
@@ -153,3 +162,202 @@ def test_selectors_of_the_emulated_api_server():
     assert field_selector_matches("metadata.name=p,status.phase=Running", pod)
     assert not field_selector_matches("status.phase!=Running", pod)
     assert field_selector_matches("metadata.name=p,", pod)
+
+
+# ------------------------------------------------------------------------------ KubernetesPool: its own cluster
+# These start their own DaskCluster (KubernetesPool / gmat-sweep run --backend kubernetes), so they close the
+# shared one first: the emulated scheduler Pods share 127.0.0.1:8786.
+
+CLI = [sys.executable, "-m", "gmat_sweep.cli"]
+LONG_RUNS = [86400 * 2 + i for i in range(16)]  # TOF values: missions of ~0.25 s, so a signal lands inside one
+
+
+def kube_pool(n_workers: int, image: str = IMAGE, **options):
+    from gmat_sweep.backends.kubernetes import KubernetesPool
+
+    options.setdefault("wait_timeout", 60)
+    return KubernetesPool(image, n_workers, scheduler_service_type="LoadBalancer",
+                          resources={"requests": {"memory": "512Mi"}}, **options)
+
+
+def run_in_thread(sweep, pool) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+
+    def target():
+        try:
+            sweep.run(pool, progress=False)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def finished_runs(out) -> int:
+    from gmat_sweep.manifest import read_manifest
+
+    with contextlib.suppress(Exception):
+        return len(read_manifest(out).entries)
+    return 0
+
+
+def test_sweep_on_its_own_cluster_scales_survives_an_eviction_resumes_and_deletes_it(leo, _kube_clusters,
+                                                                                     k8s_emulator):
+    from gmat_sweep import Sweep
+    from gmat_sweep.backends.kubernetes import KubernetesPoolError
+
+    _kube_clusters.close()
+    out = k8s_emulator.shared_dir / "sweeps" / "evicted"
+    runs = [86400 * 3 + i for i in range(30)]  # ~0.35 s each: a worker that joins later still finds work
+    with kube_pool(1, claim="emulated-shared", mount_path=str(k8s_emulator.shared_dir)) as pool:
+        name = pool.name
+        assert name.startswith("gmat-sweep-") and pool.shared_storage  # a claim: workers write into it
+        assert k8s_emulator.cluster_objects(name)["daskclusters"] == [name]
+        sweep = Sweep(leo, grid={"TOF": runs}, out=out)
+        thread, box = run_in_thread(sweep, pool)
+
+        pool.scale(2)  # mid-sweep: the pool's window follows once the new worker passes the gate
+        wait_for(lambda: pool.max_workers == 2, 60, "the second worker Pod to join")
+        assert finished_runs(out) < len(runs)
+        busy = wait_for(lambda: [a for a, keys in pool.client.processing().items() if keys], 30, "a busy worker")
+        victim = k8s_emulator.pod_for_worker(pool.client.scheduler_info()["workers"][busy[0]]["name"])
+        k8s_emulator.delete_pod(victim["metadata"]["name"], wait=True)  # eviction, mid-run
+
+        thread.join(120)
+        assert not thread.is_alive() and "error" not in box, box
+        counts = sweep.refresh().counts()
+        assert counts["missing"] == 0 and counts["ok"] + counts["failed"] == len(runs), counts
+        workers = {entry.get("worker") for entry in sweep.manifest.entries.values() if entry["status"] == "ok"}
+        assert len(workers) >= 2, workers  # the scaled-up worker took runs
+
+        Sweep.from_manifest(out).resume(backend=pool, progress=False)
+        assert Sweep.from_manifest(out).counts() == {"ok": len(runs), "failed": 0, "missing": 0}
+
+        # A permission missing mid-sweep is named, as the API server's 403 says it.
+        with k8s_emulator.deny(("patch", "daskworkergroups")), \
+                pytest.raises(KubernetesPoolError, match=r"patch daskworkergroups\.kubernetes\.dask\.org in "
+                                                         r"namespace 'default'.*k8s render"):
+            pool.scale(3)
+    assert not k8s_emulator.cluster_objects(name)["daskclusters"]  # close() waits until it is deleted
+    k8s_emulator.wait_for_cluster_gone(name, timeout=30)  # and the operator's Pods go with it
+    assert not k8s_emulator.errors
+
+
+def test_cli_ctrl_c_mid_sweep_deletes_the_cluster_and_resume_finishes(leo, tmp_path, _kube_clusters, k8s_emulator):
+    from gmat_sweep.manifest import read_manifest
+
+    _kube_clusters.close()
+    out = tmp_path / "out"  # no claim: return mode, the driver writes every file
+    backend = ["--backend", "kubernetes", "--image", IMAGE, "--scheduler-service-type", "LoadBalancer",
+               "--no-progress"]
+    grid = f"TOF={LONG_RUNS[0]}:{LONG_RUNS[-1]}:{len(LONG_RUNS)}"
+    proc = subprocess.Popen(CLI + ["run", str(leo), "--grid", grid, "--out", str(out), "--workers", "1", *backend],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        [name] = wait_for(lambda: [c["metadata"]["name"] for c in k8s_emulator.objects("daskclusters")], 60,
+                          "the CLI's DaskCluster")
+        wait_for(lambda: finished_runs(out) >= 1 or proc.poll() is not None, 90, "the sweep to get going")
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert f"DaskCluster {name} is up" in stderr and f"resume with: gmat-sweep resume {out}" in stderr
+    assert not k8s_emulator.cluster_objects(name)["daskclusters"]  # deleted before the CLI exited
+    k8s_emulator.wait_for_cluster_gone(name, timeout=30)
+    assert 0 < len(read_manifest(out).entries) < len(LONG_RUNS)
+
+    done = subprocess.run(CLI + ["resume", str(out), "--workers", "2", *backend], capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(LONG_RUNS)} runs: {len(LONG_RUNS)} ok, 0 failed, 0 missing" in done.stdout
+    [second] = re.findall(r"DaskCluster (\S+) is up", done.stderr)
+    assert second != name and not k8s_emulator.cluster_objects(second)["daskclusters"]
+    k8s_emulator.wait_for_cluster_gone(second, timeout=30)
+    assert not k8s_emulator.errors
+
+
+def test_ctrl_c_while_the_cluster_starts_deletes_what_was_created(_kube_clusters, k8s_emulator):
+    _kube_clusters.close()
+    created: list[str] = []
+    armed = threading.Event()
+    armed.set()
+
+    def on_sigint(signum, frame):
+        if armed.is_set():  # only while the pool starts: a late signal must not abort the test session
+            raise KeyboardInterrupt
+
+    def interrupt_once_created():
+        with contextlib.suppress(TimeoutError):
+            created.extend(wait_for(lambda: [c["metadata"]["name"] for c in k8s_emulator.objects("daskclusters")],
+                                    30, "the DaskCluster"))
+            if armed.is_set():
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    interrupter = threading.Thread(target=interrupt_once_created, daemon=True)
+    try:
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt):
+            kube_pool(1).close()  # its Pods take seconds to start: the signal lands while it waits for them
+    finally:
+        armed.clear()
+        signal.signal(signal.SIGINT, previous)
+        interrupter.join(10)
+    [name] = created
+    assert not k8s_emulator.cluster_objects(name)["daskclusters"]  # deleted before the KeyboardInterrupt got out
+    k8s_emulator.wait_for_cluster_gone(name, timeout=30)  # the operator's worker group too, adopted or not
+    assert not k8s_emulator.errors
+
+
+@pytest.mark.parametrize("rule, named", [
+    (("create", "daskclusters"), "create daskclusters.kubernetes.dask.org"),
+    (("delete", "daskclusters"), "delete daskclusters.kubernetes.dask.org"),
+    (("list", "daskclusters"), "list daskclusters.kubernetes.dask.org"),
+    (("list", "pods"), "list pods"),
+])
+def test_missing_permissions_are_named_before_anything_is_created(rule, named, k8s_emulator):
+    from gmat_sweep.backends.kubernetes import KubernetesPoolError
+
+    before = k8s_emulator.objects("daskclusters")
+    with k8s_emulator.deny(rule), pytest.raises(KubernetesPoolError) as info:
+        kube_pool(1)
+    message = str(info.value)
+    assert named in message and "namespace 'default'" in message, message
+    assert "gmat-sweep k8s render" in message and f"kubectl auth can-i {rule[0]} " in message, message
+    assert k8s_emulator.objects("daskclusters") == before  # refused before creating anything
+
+
+def test_an_image_the_nodes_cannot_pull_fails_fast_and_leaves_nothing(_kube_clusters, k8s_emulator):
+    from gmat_sweep.backends.kubernetes import KubernetesPoolError
+
+    _kube_clusters.close()
+    image = "gmat-sweep:no-such-tag"
+    k8s_emulator.unpullable_images.add(image)
+    try:
+        # wait_timeout is 60 s: only the pull check can say this within it.
+        with pytest.raises(KubernetesPoolError, match=r"cannot pull the image 'gmat-sweep:no-such-tag' of Pod "
+                                                      r"(gmat-sweep-\w+)-scheduler-.*ImagePullBackOff") as info:
+            kube_pool(1, image=image)
+    finally:
+        k8s_emulator.unpullable_images.discard(image)
+    assert "image_pull_secrets" in str(info.value)
+    name = re.search(r"of Pod (gmat-sweep-[0-9a-f]+)-scheduler", str(info.value))[1]
+    assert not k8s_emulator.cluster_objects(name)["daskclusters"]
+    k8s_emulator.wait_for_cluster_gone(name, timeout=30)
+
+
+def test_a_cluster_without_the_dask_operator_says_how_to_install_it(tmp_path, k8s_emulator):
+    from gmat_sweep.backends.kubernetes import OPERATOR_INSTALL, KubernetesPoolError
+
+    with EmulatedKubernetes(tmp_path / "bare", dask_crds=False) as bare, kubeconfig_env(bare.kubeconfig):
+        with pytest.raises(KubernetesPoolError, match="no Dask operator") as info:
+            kube_pool(1)
+        assert OPERATOR_INSTALL in str(info.value) and "--no-operator" in str(info.value)
+    # The CRDs without a running operator: KubeCluster's own check, said plainly, and nothing left behind.
+    with EmulatedKubernetes(tmp_path / "crds", operator=False) as crds, kubeconfig_env(crds.kubeconfig):
+        with pytest.raises(KubernetesPoolError, match="operator is not running"):
+            kube_pool(1, wait_timeout=3)
+        assert not crds.objects("daskclusters") and not crds.objects("daskworkergroups")

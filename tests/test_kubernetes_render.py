@@ -411,3 +411,128 @@ def test_cli_allow_unpinned():
     assert result.exit_code == 0, result.output
     [cluster] = list(yaml.safe_load_all(result.stdout))
     assert cluster["spec"]["worker"]["spec"]["containers"][0]["image"] == "acme/gmat:latest"
+
+
+# ------------------------------------------------------------------- KubernetesPool: refused before any request
+# Bad input must fail before the pool talks to Kubernetes: the kubeconfig here points at a closed port, so a
+# check that came too late would say "cannot reach the Kubernetes API server" instead.
+
+
+@pytest.fixture
+def unreachable_kubernetes(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "kubeconfig.yaml"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "nowhere",
+        "clusters": [{"name": "nowhere", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "u"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    _forget_kr8s_clients()
+    yield f"http://127.0.0.1:{port}"
+    _forget_kr8s_clients()
+
+
+def _forget_kr8s_clients():
+    from kr8s._api import Api
+
+    Api._instances.clear()
+
+
+@pytest.mark.parametrize("image, options, message", [
+    ("acme/gmat-sweep", {}, "has no tag"),
+    ("acme/gmat-sweep:latest", {}, "moving tag ':latest'"),
+    (IMAGE, {"claim": "gmat-shared", "mount_path": None}, "given without a mount path"),
+    (IMAGE, {"mount_path": "/data"}, "given without a claim"),
+    (IMAGE, {"name": "SMA_scan"}, "invalid cluster name 'SMA_scan'"),
+    (IMAGE, {"name": "a" * 60}, "invalid cluster name"),
+    (IMAGE, {"namespace": "Sweeps"}, "invalid namespace 'Sweeps'"),
+    (IMAGE, {"claim": "gmat_shared"}, "invalid claim name"),
+    (IMAGE, {"shared_storage": True}, "shared_storage=True needs a claim"),
+    (IMAGE, {"wait_timeout": 0}, "wait_timeout must be a positive"),
+    (IMAGE, {"scheduler_service_type": "Ingress"}, "invalid scheduler service type"),
+])
+def test_kubernetes_pool_refuses_bad_input_before_any_request(image, options, message, unreachable_kubernetes):
+    from gmat_sweep.backends.kubernetes import KubernetesPool, KubernetesPoolError
+
+    with pytest.raises(ValueError, match=message) as info:
+        KubernetesPool(image, 2, **options)
+    assert not isinstance(info.value, KubernetesPoolError)
+
+
+def test_kubernetes_pool_names_an_unreachable_api_server(unreachable_kubernetes):
+    from gmat_sweep.backends.kubernetes import KubernetesPool, KubernetesPoolError
+
+    with pytest.raises(KubernetesPoolError, match=f"cannot reach the Kubernetes API server at "
+                                                  f"{unreachable_kubernetes}.*kubectl cluster-info"):
+        KubernetesPool(IMAGE, 2)
+
+
+def test_kubernetes_pool_without_any_kubeconfig_says_where_to_get_one(tmp_path, monkeypatch):
+    from gmat_sweep.backends.kubernetes import KubernetesPool, KubernetesPoolError
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing.yaml"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    _forget_kr8s_clients()
+    try:
+        with pytest.raises(KubernetesPoolError, match="no Kubernetes configuration found: point KUBECONFIG"):
+            KubernetesPool(IMAGE, 2)
+    finally:
+        _forget_kr8s_clients()
+
+
+def test_generated_cluster_names_are_valid_and_fresh():
+    from gmat_sweep.backends.kubernetes import cluster_name
+
+    names = {cluster_name() for _ in range(50)}
+    assert len(names) == 50
+    for name in names:
+        k8s.cluster_spec(name, IMAGE, 1)  # the spec builder's own DNS-1123 check
+
+
+def test_worker_ttl_is_off_unless_the_user_set_it():
+    def scheduler_env(spec):
+        return spec["spec"]["scheduler"]["spec"]["containers"][0]["env"]
+
+    ttl_off = {"name": k8s.WORKER_TTL_ENV, "value": "None"}
+    assert ttl_off in scheduler_env(k8s.cluster_spec("ttl", IMAGE, 1, env={"A": "1"}))
+    own = scheduler_env(k8s.cluster_spec("ttl", IMAGE, 1, env=[{"name": k8s.WORKER_TTL_ENV, "value": "2h"}]))
+    assert [e for e in own if e["name"] == k8s.WORKER_TTL_ENV] == [{"name": k8s.WORKER_TTL_ENV, "value": "2h"}]
+
+
+# ------------------------------------------------------------------- gmat-sweep run --backend kubernetes: usage
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "kubernetes"], "--backend kubernetes needs --image"),
+    (["--image", IMAGE], "--image needs --backend kubernetes"),
+    (["--backend", "dask", "--claim", "gmat-shared"], "--claim needs --backend kubernetes"),
+    (["--backend", "kubernetes", "--image", IMAGE, "--scheduler", "tcp://h:8786"], "--scheduler is for --backend dask"),
+])
+def test_cli_kubernetes_usage_errors_exit_2(args, message, leo, tmp_path):
+    from gmat_sweep.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(leo), "--grid", "Sat.SMA=7000", "--out", str(tmp_path / "o"),
+                                       "--no-progress", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image", "acme/gmat-sweep:latest"], "moving tag"),
+    (["--image", IMAGE, "--mount", "/data"], "given without a claim"),
+    (["--image", IMAGE, "--namespace", "Sweeps"], "invalid namespace"),
+])
+def test_cli_kubernetes_bad_input_is_one_line_exit_2(args, message, leo, tmp_path, unreachable_kubernetes):
+    from gmat_sweep.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(leo), "--grid", "Sat.SMA=7000", "--out", str(tmp_path / "o"),
+                                       "--no-progress", "--backend", "kubernetes", *args])
+    assert result.exit_code == 2, result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert message in line, result.stderr

@@ -6,6 +6,7 @@ Exit codes: 0 every run ok, 1 some runs failed, 2 bad usage or bad input, 130 in
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -108,7 +109,8 @@ def main() -> None:
 
 def _backend_options(fn: Any) -> Any:
     fn = click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
-                      help="Worker processes (local: default one per core; dask: LocalCluster size).")(fn)
+                      help="Worker processes (local: default one per core; dask: LocalCluster size; "
+                           "kubernetes: worker Pods, default 2).")(fn)
     fn = click.option("--backend", type=click.Choice(["local", "dask", "kubernetes"]), default="local",
                       show_default=True, help="Where runs execute.")(fn)
     fn = click.option("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://HOST:8786.")(fn)
@@ -117,7 +119,25 @@ def _backend_options(fn: Any) -> Any:
     fn = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
                       help="Seconds after which one run is stopped and recorded as failed.")(fn)
     fn = click.option("--no-progress", is_flag=True, help="No progress bar.")(fn)
+    return _kubernetes_options(fn)
+
+
+def _kubernetes_options(fn: Any) -> Any:
+    fn = click.option("--image", default=None,
+                      help="kubernetes: the pinned gmat-sweep image of every Pod, REPO:VERSION or REPO@sha256:...")(fn)
+    fn = click.option("--claim", default=None,
+                      help="kubernetes: PersistentVolumeClaim mounted in every Pod; workers write --out there.")(fn)
+    fn = click.option("--mount", default=None, help="kubernetes: where --claim is mounted (default /shared).")(fn)
+    fn = click.option("--namespace", default=None, help="kubernetes: namespace (default: the current one).")(fn)
+    fn = click.option("--allow-unpinned", is_flag=True, help="kubernetes: accept an image without a version.")(fn)
+    fn = click.option("--scheduler-service-type", type=click.Choice(["ClusterIP", "NodePort", "LoadBalancer"]),
+                      default="ClusterIP", show_default=True,
+                      help="kubernetes: how the driver reaches the scheduler (ClusterIP: port-forward from outside "
+                           "the cluster).")(fn)
     return fn
+
+
+_KUBERNETES_ONLY = ("image", "claim", "mount", "namespace", "allow_unpinned")
 
 
 @main.command()
@@ -240,7 +260,19 @@ class _user_errors:
         return False
 
 
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (a deleted driver Pod, a batch system's kill) like Ctrl-C: pools close and clusters are
+    deleted on the way out, and the manifest stays intact."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _execute(action: Any, out: str, options: dict[str, Any]) -> None:
+    _stop_on_sigterm()
     try:
         with _user_errors():
             pool = _make_pool(options)
@@ -254,6 +286,9 @@ def _execute(action: Any, out: str, options: dict[str, Any]) -> None:
 
 def _make_pool(options: dict[str, Any]) -> Any:
     backend = options["backend"]
+    if backend != "kubernetes" and any(options.get(key) for key in _KUBERNETES_ONLY):
+        given = next(key for key in _KUBERNETES_ONLY if options.get(key))
+        raise click.UsageError(f"--{given.replace('_', '-')} needs --backend kubernetes")
     if backend == "local":
         if options["scheduler"]:
             raise click.UsageError("--scheduler needs --backend dask")
@@ -265,7 +300,44 @@ def _make_pool(options: dict[str, Any]) -> Any:
 
         return DaskPool(address=options["scheduler"], n_workers=options["workers"],
                         shared_storage=options["shared_storage"], timeout=options["timeout"])
+    if backend == "kubernetes":
+        return _kubernetes_pool(options)
     raise click.UsageError(f"--backend {backend} is not available in this installation")
+
+
+def _kubernetes_pool(options: dict[str, Any]) -> Any:
+    if options["scheduler"]:
+        raise click.UsageError("--scheduler is for --backend dask; --backend kubernetes starts its own scheduler")
+    if not options["image"]:
+        raise click.UsageError("--backend kubernetes needs --image REPO:VERSION, the gmat-sweep image every Pod "
+                               "runs (see docker/README.md)")
+    try:
+        import dask_kubernetes  # noqa: F401
+
+        from .backends.kubernetes import KubernetesPool
+    except ImportError as exc:
+        raise click.UsageError(f"--backend kubernetes needs the Kubernetes extra ({exc}): "
+                               "pip install 'gmat-sweep[kubernetes]'") from None
+    from .kubernetes import DEFAULT_MOUNT
+
+    _echo_log("gmat_sweep.kubernetes")  # the cluster's life: creating, up, deleted (or what to delete by hand)
+    return KubernetesPool(options["image"], options["workers"] or 2, claim=options["claim"],
+                          mount_path=options["mount"] or DEFAULT_MOUNT, namespace=options["namespace"],
+                          allow_unpinned=options["allow_unpinned"],
+                          shared_storage=True if options["shared_storage"] else None, timeout=options["timeout"],
+                          scheduler_service_type=options["scheduler_service_type"])
+
+
+class _EchoHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
+
+
+def _echo_log(name: str) -> None:
+    log = logging.getLogger(name)
+    if not any(isinstance(h, _EchoHandler) for h in log.handlers):
+        log.addHandler(_EchoHandler())
+        log.setLevel(logging.INFO)
 
 
 def _finish(sweep: Any) -> int:

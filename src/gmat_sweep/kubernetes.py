@@ -40,6 +40,8 @@ SCHEDULER_SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce", "ReadOnlyMany", "ReadWriteOncePod")
 DEFAULT_MOUNT = "/shared"
 SHARED_ENV = "GMAT_SWEEP_SHARED"
+# GMAT holds the GIL for a whole mission, so a busy worker cannot answer heartbeats: the scheduler must not drop it.
+WORKER_TTL_ENV = "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL"
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
 WORKER_DASHBOARD_PORT = 8788
@@ -305,6 +307,9 @@ def cluster_spec(name: str, image: str, n_workers: int, *, resources: Mapping[st
         pod_spec.update(options)
         if claim:
             pod_spec["volumes"] = _volumes(claim)
+    scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    if not any(item["name"] == WORKER_TTL_ENV for item in scheduler["env"]):
+        scheduler["env"] = scheduler["env"] + [{"name": WORKER_TTL_ENV, "value": "None"}]
     return spec
 
 

@@ -5,12 +5,16 @@ Pieces (see /work/shared/k8s-emulation-notes.md for why each exists):
 - ``DaskKubernetesEmulator``: kmock's in-memory API server plus what kopf, kr8s and dask-kubernetes rely on:
   the Dask CRDs, label/field selectors on list and watch, ``uid``/``creationTimestamp``/``resourceVersion``
   on create, ``null`` fields dropped on create, ``/version/``, and ``pods/<name>/log`` from the node's logs.
+  For error paths: started without the Dask CRDs (``dask_crds=False``, a cluster without the operator), and
+  RBAC for the kubeconfig's user (the driver): ``deny(("create", "daskclusters"))`` answers such requests with
+  the API server's own 403 Status, and SelfSubjectAccessReviews from the same rules.
 - ``OperatorThread``: the real dask-kubernetes controller under ``kopf.operator`` in a thread, logged in with
   an ``@kopf.on.login`` handler that points it at the emulator.
 - ``EmulatedNode``: the controllers Kubernetes itself would run, polled every 0.25 s: Deployments -> Pods,
   garbage collection by ownerReferences, LoadBalancer ingress 127.0.0.1, and a kubelet that runs each
   container's command as a local process group (under ``podinit.py``), marks Pods Running/Ready by their
-  readiness probes, and kills the group when the Pod is deleted.
+  readiness probes, and kills the group when the Pod is deleted. Images in ``unpullable_images`` are never
+  pulled: their Pods stay Pending in ImagePullBackOff, as with a wrong tag or a missing pull secret.
 - ``EmulatedKubernetes``: starts and stops all of it; test helpers (list objects, delete a Pod and wait for
   its processes to die).
 
@@ -46,12 +50,16 @@ from typing import Any
 import aiohttp
 import aiohttp.web
 import attrs
+import jsonpatch
 import kmock
 import yaml
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+DRIVER_TOKEN = "emulated-driver-token"
+REQUEST_HISTORY = 50
+DRIVER_USER = "system:serviceaccount:default:gmat-sweep-driver"
 SCHEDULER_PORTS = (8786, 8787)
 POLL = 0.25
 PODINIT = Path(__file__).with_name("podinit.py")
@@ -162,19 +170,58 @@ def dask_crd_resources() -> dict[str, kmock.ResourceInfo]:
     return found
 
 
+def request_verb(method: str, name: str | None, params: Any) -> str:
+    """The RBAC verb of a request, as the API server's authorizer sees it."""
+    method = method.upper()
+    if method == "GET":
+        watch = str(params.get("watch", "")).lower() in ("true", "1")
+        return "watch" if watch else ("get" if name else "list")
+    if method == "DELETE":
+        return "delete" if name else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
+def forbidden_status(user: str, verb: str, group: str, resource: str, namespace: str | None,
+                     name: str | None) -> dict:
+    """The Status body a Kubernetes API server with RBAC answers a denied request with (code 403)."""
+    plural = resource.split("/", 1)[0]
+    what = f"{plural}.{group}" if group else plural
+    subject = f'{what} "{name}"' if name else what
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    details: dict[str, str] = {"group": group, "kind": plural} if group else {"kind": plural}
+    if name:
+        details["name"] = name
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group '
+                       f'"{group}" {scope}',
+            "reason": "Forbidden", "details": details, "code": 403}
+
+
 @attrs.define(kw_only=True)
 class DaskKubernetesEmulator(kmock.KubernetesEmulator):
-    """kmock's KubernetesEmulator with what kopf, kr8s and the Dask operator need from a real API server."""
+    """kmock's KubernetesEmulator with what kopf, kr8s and the Dask operator need from a real API server.
+
+    RBAC, as far as tests need it: a request that carries the bearer token of one of ``users`` is that user's,
+    and is refused with a real 403 Status when its (verb, resource) is in ``denied`` (``"pods/log"`` names a
+    subresource); everyone else (the operator, the node) may do anything. SelfSubjectAccessReviews answer from
+    the same rules. ``dask_crds=False`` serves no ``kubernetes.dask.org`` resources: a cluster without the
+    Dask operator's CRDs.
+    """
 
     logs_dir: Path | None = None
+    dask_crds: bool = True
+    users: dict[str, str] = attrs.field(factory=dict)  # bearer token -> user name
+    denied: frozenset[tuple[str, str]] = attrs.field(default=frozenset())  # (verb, resource) refused to users
     unserved: list[str] = attrs.field(factory=list, init=False)  # requests for endpoints it does not emulate
     _resource_version: int = attrs.field(default=0, init=False)
+    _in_flight: set[int] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.resources.load_bundled()
-        for key, info in dask_crd_resources().items():
-            self.resources[key] = info
+        if self.dask_crds:
+            for key, info in dask_crd_resources().items():
+                self.resources[key] = info
         # kr8s asks for /version/, /api/ and /apis/ with a trailing slash.
         self.fallback["get /version/"] << self._serve_server_version
         self.fallback["get /api/"] << self._serve_api
@@ -187,8 +234,44 @@ class DaskKubernetesEmulator(kmock.KubernetesEmulator):
     async def _serve_server_version(self, request: kmock.Request) -> dict:
         return dict(K8S_VERSION)
 
+    def _user(self, request: kmock.Request) -> str | None:
+        auth = request.headers.get("Authorization") or request.headers.get("authorization") or ""
+        return self.users.get(auth.removeprefix("Bearer ").strip()) if auth.startswith("Bearer ") else None
+
+    def _allowed(self, user: str | None, verb: str, resource: str) -> bool:
+        return user is None or (verb, resource) not in self.denied
+
+    def _access_review(self, request: kmock.Request, user: str | None) -> aiohttp.web.Response:
+        review = request.data if isinstance(request.data, dict) else {}
+        asked = (review.get("spec") or {}).get("resourceAttributes") or {}
+        resource = asked.get("resource", "") + (f"/{asked['subresource']}" if asked.get("subresource") else "")
+        allowed = self._allowed(user, asked.get("verb", ""), resource)
+        status = {"allowed": allowed} if allowed else {"allowed": False, "denied": False, "reason": ""}
+        return aiohttp.web.json_response({**review, "status": status}, status=201)
+
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # kmock keeps every request for assertions and matches each new one against that whole history, so a
+        # long-lived emulator slows down with every request (a cluster start went from 3 s to 18 s in five).
+        # Nothing here asserts on past requests: forget them, except those still being matched (in _handle).
+        self._in_flight.add(id(request))
+        try:
+            if len(self._requests) > REQUEST_HISTORY:
+                self._requests[:] = [r for r in self._requests if id(r) in self._in_flight]
+            return await self._handle_request(request)
+        finally:
+            self._in_flight.discard(id(request))
+
+    async def _handle_request(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.resource is not None:
+            user = self._user(request)
+            if request.resource.plural == "selfsubjectaccessreviews" and request.method.value.upper() == "POST":
+                return self._access_review(request, user)
+            resource = (request.resource.plural or "") + (f"/{request.subresource}" if request.subresource else "")
+            verb = request_verb(request.method.value, request.name, request.params)
+            if request.resource.plural and not self._allowed(user, verb, resource):
+                return aiohttp.web.json_response(
+                    forbidden_status(user, verb, request.resource.group, resource, request.namespace,
+                                     request.name), status=403)
             if request.subresource == "log" and request.resource.plural == "pods":
                 return aiohttp.web.Response(text=self._pod_log(request.namespace, request.name))
             if request.action == kmock.action.CREATE and isinstance(request.data, dict):
@@ -202,6 +285,13 @@ class DaskKubernetesEmulator(kmock.KubernetesEmulator):
         except kmock.KubernetesEndpointNotFoundError:
             self.unserved.append(f"{request.method.value} {request.url.path_qs}")
             raise
+        except jsonpatch.JsonPatchException as exc:
+            # A JSON patch whose "test" fails (kopf's optimistic-concurrency check on resourceVersion): the API
+            # server answers 422 and the client retries with fresh data, not a 500.
+            return aiohttp.web.json_response(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                 "message": f"the server rejected our request due to an error in our request: {exc}",
+                 "reason": "Invalid", "code": 422}, status=422)
 
     def _admit(self, request: kmock.Request) -> None:
         """What the API server adds on create; it also drops nulls (the operator crashes on ``env: null``)."""
@@ -402,15 +492,17 @@ class PodRun:
     error: str | None = None
     last_status: dict | None = None
     kill_at: float | None = None
+    unpulled: dict[str, str] = field(default_factory=dict)  # container name -> the image the node cannot pull
 
 
 class EmulatedNode:
     """Deployment controller, garbage collector, LoadBalancer controller and a kubelet, on one poll loop."""
 
     def __init__(self, api: DaskKubernetesEmulator, url: str, workdir: Path, pythonpath: list[str],
-                 lb_delay: float = 1.0, grace: float = 3.0) -> None:
+                 lb_delay: float = 1.0, grace: float = 3.0, unpullable: set[str] | None = None) -> None:
         self.api, self.url, self.workdir = api, url, workdir
         self.pythonpath = pythonpath
+        self.unpullable = unpullable if unpullable is not None else set()  # images "missing from the registry"
         self.lb_delay, self.grace = lb_delay, grace
         self.runs: dict[str, PodRun] = {}
         self.dying: list[PodRun] = []
@@ -578,6 +670,9 @@ class EmulatedNode:
         cwd = self.workdir / "pods" / f"{namespace}_{name}"
         cwd.mkdir(parents=True, exist_ok=True)
         for container in spec.get("containers", []):
+            if container.get("image") in self.unpullable:  # the kubelet never gets the image: nothing starts
+                run.unpulled[container["name"]] = container["image"]
+                continue
             # A claim is "mounted" where it already is: tests pass a local directory as the mount path.
             for mount in container.get("volumeMounts") or []:
                 if mount["name"] in claims and not Path(mount["mountPath"]).is_dir():
@@ -649,9 +744,16 @@ class EmulatedNode:
                 state = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}
             statuses.append({"name": c.name, "image": c.image, "imageID": "", "ready": c.ready,
                              "started": code is None, "restartCount": c.restarts, "state": state})
+        for cname, image in run.unpulled.items():
+            statuses.append({"name": cname, "image": image, "imageID": "", "ready": False, "started": False,
+                             "restartCount": 0, "state": {"waiting": {
+                                 "reason": "ImagePullBackOff",
+                                 "message": f'Back-off pulling image "{image}": not found in the registry'}}})
         codes = [c.proc.poll() for c in run.containers]
         if run.error:
             phase = "Failed"
+        elif run.unpulled:
+            phase = "Pending"
         elif codes and all(code is not None for code in codes) and restart != "Always":
             phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
         else:
@@ -724,9 +826,13 @@ class EmulatedKubernetes:
     ...     cluster = KubeCluster(custom_cluster_spec=cluster_spec(..., scheduler_service_type="LoadBalancer"))
     """
 
-    def __init__(self, workdir: Path, *, pythonpath: list[str] | None = None, namespace: str = "default") -> None:
+    def __init__(self, workdir: Path, *, pythonpath: list[str] | None = None, namespace: str = "default",
+                 dask_crds: bool = True, operator: bool = True) -> None:
         self.workdir = Path(workdir)
         self.namespace = namespace
+        self.dask_crds = dask_crds
+        self.run_operator = operator and dask_crds  # without its CRDs the operator has nothing to watch
+        self.unpullable_images: set[str] = set()  # add an image here and its Pods stay in ImagePullBackOff
         self.pythonpath = [str(p) for p in pythonpath or []]
         self.logs_dir = self.workdir / "logs"
         self.shared_dir = self.workdir / "shared"  # what a PersistentVolumeClaim mounted in tests points at
@@ -757,7 +863,7 @@ class EmulatedKubernetes:
         # Only the comm port must be free: when 8787 is taken (any LocalCluster's dashboard), the emulated
         # scheduler's dashboard moves to another port, which nothing here depends on.
         with socket.socket() as sock:
-            if sock.connect_ex((LOOPBACK, SCHEDULER_PORTS[0])) == 0:
+            if self.run_operator and sock.connect_ex((LOOPBACK, SCHEDULER_PORTS[0])) == 0:
                 raise RuntimeError(f"port {SCHEDULER_PORTS[0]} on {LOOPBACK} is in use: the emulated Dask "
                                    f"scheduler Pod needs it (stop the other Dask scheduler)")
         for folder in (self.logs_dir, self.shared_dir):
@@ -768,11 +874,13 @@ class EmulatedKubernetes:
         self.kubeconfig.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
             "clusters": [{"name": "emulated", "cluster": {"server": self.url}}],
-            "users": [{"name": "tester", "user": {}}],
+            # The kubeconfig's user is the driver's identity, the one deny() restricts.
+            "users": [{"name": "tester", "user": {"token": DRIVER_TOKEN}}],
             "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "tester",
                                                           "namespace": self.namespace}}]}))
-        self.operator = OperatorThread(self.url)
-        self.operator.start(timeout)
+        if self.run_operator:
+            self.operator = OperatorThread(self.url)
+            self.operator.start(timeout)
 
     def _serve(self) -> None:
         try:
@@ -784,10 +892,12 @@ class EmulatedKubernetes:
     async def _amain(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        self.api = DaskKubernetesEmulator(logs_dir=self.logs_dir)
+        self.api = DaskKubernetesEmulator(logs_dir=self.logs_dir, dask_crds=self.dask_crds,
+                                          users={DRIVER_TOKEN: DRIVER_USER})
         async with self.api, kmock.Server(self.api, host=LOOPBACK) as server:
             self.url = str(server.url).rstrip("/")
-            self.node = EmulatedNode(self.api, self.url, self.workdir, self.pythonpath)
+            self.node = EmulatedNode(self.api, self.url, self.workdir, self.pythonpath,
+                                     unpullable=self.unpullable_images)
             node = asyncio.create_task(self.node.run())
             self._started.set()
             await self._stopping.wait()
@@ -813,6 +923,20 @@ class EmulatedKubernetes:
             found += [repr(e) for e in self.api.errors if not isinstance(e, kmock.KubernetesError)] \
                 if self.api else []
         return found
+
+    @contextlib.contextmanager
+    def deny(self, *rules: tuple[str, str]) -> Iterator[None]:
+        """RBAC for the kubeconfig's user (the driver): refuse these (verb, resource) pairs with 403 meanwhile.
+
+        >>> with kube.deny(("create", "daskclusters"), ("get", "pods/log")):  # doctest: +SKIP
+        ...     KubernetesPool(...)  # -> the API server's 403 Forbidden
+        """
+        previous = self.api.denied
+        self.api.denied = previous | frozenset(rules)
+        try:
+            yield
+        finally:
+            self.api.denied = previous
 
     # -- helpers for tests (thread-safe: they run on the emulator's loop)
     def call(self, fn: Callable[[], Any], timeout: float = 10) -> Any:

@@ -3,12 +3,16 @@
 from .base import Pool, PoolBroken, WorkerLost
 from .local import LocalPool
 
-__all__ = ["DaskPool", "LocalPool", "Pool", "PoolBroken", "WorkerLost"]
+__all__ = ["DaskPool", "KubernetesPool", "LocalPool", "Pool", "PoolBroken", "WorkerLost"]
 
 
-def __getattr__(name: str):  # DaskPool needs the [dask] extra; import it only when asked for
+def __getattr__(name: str):  # these need the [dask] / [kubernetes] extras: import them only when asked for
     if name == "DaskPool":
         from .dask import DaskPool
 
         return DaskPool
+    if name == "KubernetesPool":
+        from .kubernetes import KubernetesPool
+
+        return KubernetesPool
     raise AttributeError(name)
