@@ -185,7 +185,7 @@ def test_preflight_tries_the_extremes_of_long_numeric_lists():
     from gmat_sweep.design import Grid
     from gmat_sweep.sweep import _preflight_rows
 
-    rows = _preflight_rows(Grid({"Sat.ECC": [i / 1000 for i in range(500)] + [-1.0], "Sat.Id": ["A", "B"]}), 64)
+    rows = _preflight_rows(Grid({"Sat.ECC": [i / 1000 for i in range(500)] + [-1.0], "Sat.Id": ["A", "B"]}), 16)
     tried = {row["Sat.ECC"] for row in rows}
-    assert len(rows) == 64 and -1.0 in tried and 0.499 in tried
+    assert len(rows) == 16 and -1.0 in tried and 0.499 in tried
     assert {row["Sat.Id"] for row in rows} == {"A", "B"}

@@ -29,8 +29,9 @@ from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestError, ManifestWri
 from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
 from .worker import copy_script_tree, preflight, run_one
 
-#: How many values of one parameter the preflight loads in GMAT before the sweep starts (a load takes ~4 ms).
-PREFLIGHT_LIMIT = 64
+#: How many values of one parameter the preflight loads in GMAT before the sweep starts: all of them up to this
+#: many, else the extremes and values spread between them. The rest fail, if at all, as failed runs.
+PREFLIGHT_LIMIT = 16
 
 
 class SweepError(ValueError):
@@ -163,11 +164,20 @@ class Sweep:
                     "folder, or accept the change with allow_changed_script=True (CLI: --allow-changed-script).")
 
     def _preflight(self, pool: Pool) -> dict[str, Any]:
-        """Load the script with the design's values in GMAT once before any run, on a worker of the pool."""
+        """Load the script with the design's values in GMAT before any run, spread over the pool's workers.
+
+        Each load costs a worker 5-15 ms (GMAT tears the previous mission down inside LoadScript), so the rows are
+        few and split into one task per worker; that also starts every worker's engine before the first run."""
         combos = _preflight_rows(self.design, PREFLIGHT_LIMIT)
-        future = pool.submit(preflight, self.source, combos, self.collect, self.engine)
+        chunks = max(1, min(len(combos), pool.max_workers))
+        futures = [pool.submit(preflight, self.source, combos[i::chunks], self.collect, self.engine)
+                   for i in range(chunks)]
+        problems: list[str] = []
+        fingerprint: dict[str, Any] = {}
         try:
-            problems, fingerprint = pool.result(next(iter(pool.as_completed([future]))))
+            for future in pool.as_completed(futures):
+                found, fingerprint = pool.result(future)
+                problems += [p for p in found if p not in problems]
         except PoolBroken as exc:
             raise SweepError(str(exc)) from None
         except WorkerLost as exc:
@@ -175,7 +185,7 @@ class Sweep:
                              "as given. Check it in GMAT, or run one case with gmat_sweep.run_one to see the log.") \
                 from None
         if problems:
-            raise SweepError("GMAT rejects the sweep before it starts:\n  " + "\n  ".join(problems))
+            raise SweepError("GMAT rejects the sweep before it starts:\n  " + "\n  ".join(problems[:10]))
         return fingerprint
 
     def _ensure_manifest(self, fingerprint: dict[str, Any]) -> None:
