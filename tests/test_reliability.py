@@ -12,7 +12,6 @@ import sys
 import time
 
 import pandas as pd
-import pytest
 
 from gmat_sweep import Sweep
 from gmat_sweep.backends import LocalPool

@@ -134,7 +134,7 @@ def test_out_holding_another_sweep_is_refused_and_the_same_sweep_continues(leo, 
 def test_resume_reruns_exactly_missing_and_failed_runs(leo, tmp_path, pool):
     out = tmp_path / "o"
     reference = Sweep(leo, grid={"Sat.SMA": [7000, 7100, 7200], "TOF": [60, 120]}, out=tmp_path / "ref").run(pool, False)
-    s = Sweep(leo, grid={"Sat.SMA": [7000, 7100, 7200], "TOF": [60, 120]}, out=out).run(pool, False)
+    Sweep(leo, grid={"Sat.SMA": [7000, 7100, 7200], "TOF": [60, 120]}, out=out).run(pool, False)
     path = out / "manifest.jsonl"
     lines = path.read_text().splitlines()
     kept = [lines[0]] + [l for l in lines[1:] if json.loads(l)["run_id"] not in (1, 4)]

@@ -23,9 +23,9 @@ import pandas as pd
 
 from . import __version__, results
 from .backends.base import Pool, PoolBroken, WorkerLost
-from .design import Design, from_json, make_design, to_json
+from .design import Design, make_design, to_json
 from .gmat.script import ScriptError, check_path, load_script
-from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestError, ManifestWriter, manifest_path, read_manifest
+from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestWriter, manifest_path, read_manifest
 from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
 from .worker import copy_script_tree, preflight, run_one
 
@@ -380,4 +380,4 @@ def _progress(total: int, enabled: bool, runs: int) -> Any:
                 dynamic_ncols=True, smoothing=0.05)
 
 
-__all__ = ["ManifestError", "Sweep", "SweepError", "from_json"]
+__all__ = ["Sweep", "SweepError"]
