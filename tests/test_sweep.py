@@ -189,3 +189,19 @@ def test_preflight_tries_the_extremes_of_long_numeric_lists():
     tried = {row["Sat.ECC"] for row in rows}
     assert len(rows) == 16 and -1.0 in tried and 0.499 in tried
     assert {row["Sat.Id"] for row in rows} == {"A", "B"}
+
+
+def test_resume_refuses_another_engine_unless_allowed(leo, tmp_path, pool):
+    out = tmp_path / "o"
+    Sweep(leo, grid={"Sat.SMA": [7000, 7100]}, out=out).run(pool, False)
+    path = out / "manifest.jsonl"
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["engine"]["gmat_version"] = "R2025a"
+    failed = json.loads(lines[2])
+    failed.update(status="failed", error="evicted")
+    path.write_text("\n".join([json.dumps(header), lines[1], json.dumps(failed)]) + "\n")
+    with pytest.raises(SweepError, match="another GMAT engine.*gmat_version 'R2025a' -> 'R2026a'"):
+        Sweep.from_manifest(out).resume(pool, progress=False)
+    Sweep.from_manifest(out).resume(pool, progress=False, allow_changed_script=True)
+    assert Sweep.from_manifest(out).counts()["ok"] == 2

@@ -104,6 +104,7 @@ class Sweep:
         try:
             pool.prepare({"out": self.out, "engine": self.engine, "script": self.source})
             fingerprint = self._preflight(pool)
+            self._check_same_engine(fingerprint, allow_changed_script)
             self._ensure_manifest(fingerprint)
             self._execute(pool, todo, progress)
         finally:
@@ -162,6 +163,20 @@ class Sweep:
                     f"the script {self.source.path} (or a file it includes) changed since this sweep started, so "
                     "new runs would not match the finished ones. Restore it, start a new sweep in a new out= "
                     "folder, or accept the change with allow_changed_script=True (CLI: --allow-changed-script).")
+
+    def _check_same_engine(self, fingerprint: dict[str, Any], allow: bool) -> None:
+        """Results are a function of the engine too: a resumed sweep must run on the engine that began it."""
+        if self._manifest is None or allow:
+            return
+        theirs = self._manifest.header.get("engine") or {}
+        keys = ("engine", "gmat_version", "gmatpy")
+        changed = [f"{k} {theirs.get(k)!r} -> {fingerprint.get(k)!r}"
+                   for k in keys if theirs.get(k) != fingerprint.get(k)]
+        if changed:
+            raise SweepError(
+                f"this sweep's finished runs came from another GMAT engine ({'; '.join(changed)}), so new runs would "
+                "not match them. Use the same engine (GMAT_ROOT / engine=, the same gmatpy), start a new sweep in a "
+                "new out= folder, or accept the change with allow_changed_script=True (CLI: --allow-changed-script).")
 
     def _preflight(self, pool: Pool) -> dict[str, Any]:
         """Load the script with the design's values in GMAT before any run, spread over the pool's workers.
