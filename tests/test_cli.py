@@ -51,6 +51,7 @@ def test_run_show_resume_and_exit_codes(leo, tmp_path):
                    "Sat.Earth.SMA", "--out", out, "--workers", "2", "--no-progress")
     assert done.returncode == 0, done.stderr
     assert "6 runs: 6 ok, 0 failed, 0 missing" in done.stdout and "Sat.Earth.SMA" in done.stdout
+    assert "reports per run: RF" in done.stdout
     shown = run_cli("show", out)
     assert shown.returncode == 0 and "ok 6   failed 0   missing 0" in shown.stdout and "slowest runs" in shown.stdout
     again = run_cli("resume", out, "--no-progress")

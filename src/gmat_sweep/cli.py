@@ -344,9 +344,13 @@ def _finish(sweep: Any) -> int:
     import pandas as pd
 
     counts = sweep.counts()
-    table = sweep.results()
-    with pd.option_context("display.max_columns", 12, "display.width", 160):
-        click.echo(table.head(20).to_string())
+    # The per-run summary, not the full results table: printing 20 rows must not load every run's reports.
+    summary = sweep.summary()
+    shown = summary.drop(columns=["start", "end", "host", "pid", "worker", "warnings"])
+    with pd.option_context("display.max_columns", 12, "display.width", 160, "display.max_colwidth", 60):
+        click.echo(shown.head(20).to_string())
+    if sweep.reports:
+        click.echo(f"\nreports per run: {', '.join(sweep.reports)} (Sweep.from_manifest({sweep.out!r}).results())")
     click.echo(f"\n{len(sweep)} runs: {counts['ok']} ok, {counts['failed']} failed, {counts['missing']} missing; "
                f"results in {sweep.out}")
     if counts["failed"]:
