@@ -13,22 +13,11 @@ import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .gmat.script import ScriptError, check_path
+from .gmat.script import ScriptError, check_path, plain
 
 
 class DesignError(ScriptError):
     """A grid or sample table is malformed; the message says how to fix it."""
-
-
-def plain(value: Any) -> Any:
-    """Turn numpy/pandas scalars into Python ones so rows compare, hash and serialise simply."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)) and getattr(value, "ndim", 0) == 0:
-        value = value.item()
-    if hasattr(value, "to_pydatetime"):
-        value = value.to_pydatetime()
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
 
 
 def to_json(value: Any) -> Any:

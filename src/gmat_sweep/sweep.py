@@ -27,7 +27,7 @@ from .design import Design, make_design, to_json
 from .gmat.script import ScriptError, check_path, load_script
 from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestWriter, manifest_path, read_manifest
 from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
-from .worker import copy_script_tree, preflight, run_one
+from .worker import copy_script_tree, preflight, run_one, writable_problem
 
 #: How many values of one parameter the preflight loads in GMAT before the sweep starts: all of them up to this
 #: many, else the extremes and values spread between them. The rest fail, if at all, as failed runs.
@@ -134,15 +134,9 @@ class Sweep:
         if os.path.isdir(self.out) and set(os.listdir(self.out)) - {"runs", "script"}:
             raise SweepError(f"out={self.out} is not empty and holds no gmat-sweep manifest; refusing to mix a sweep "
                              "into it. Give a new or empty folder.")
-        try:
-            os.makedirs(os.path.join(self.out, "runs"), exist_ok=True)
-            probe = os.path.join(self.out, ".write-test")
-            with open(probe, "w") as handle:
-                handle.write("ok")
-            os.remove(probe)
-        except OSError as exc:
-            raise SweepError(f"out={self.out} is not writable ({exc.strerror}); choose a folder you can write to") \
-                from None
+        problem = writable_problem(os.path.join(self.out, "runs"))
+        if problem:
+            raise SweepError(f"out={self.out} is not writable ({problem}); choose a folder you can write to")
         return {}
 
     def _check_same_sweep(self, manifest: Manifest, allow_changed_script: bool, resume: bool) -> None:

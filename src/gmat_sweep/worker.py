@@ -200,15 +200,23 @@ def _typed(text: str) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def _prepare_out_dir(out_dir: str) -> str | None:
+def writable_problem(directory: str) -> str | None:
+    """Create ``directory`` and prove a file can be written there; the OS's reason when not."""
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, ".write-test")
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, ".write-test")
         with open(probe, "w") as handle:
             handle.write("ok")
         os.remove(probe)
     except OSError as exc:
-        return (f"output directory {out_dir} is not writable ({exc.strerror}). Choose an out= folder this process "
+        return exc.strerror or str(exc)
+    return None
+
+
+def _prepare_out_dir(out_dir: str) -> str | None:
+    problem = writable_problem(out_dir)
+    if problem:
+        return (f"output directory {out_dir} is not writable ({problem}). Choose an out= folder this process "
                 "can write to, or fix its permissions.")
     return None
 

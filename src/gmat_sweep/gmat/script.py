@@ -121,10 +121,20 @@ def check_path(path: str) -> str:
     return path.strip()
 
 
+def plain(value: Any) -> Any:
+    """Turn numpy/pandas scalars into Python ones so rows compare, hash, serialise and render simply."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)) and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def gmat_literal(value: Any, path: str = "value") -> str:
     """Render a Python value as GMAT script syntax: numbers, strings/epochs, booleans, lists."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)) and getattr(value, "ndim", 0) == 0:
-        value = value.item()  # numpy and pandas scalars
+    value = plain(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, numbers.Integral):
