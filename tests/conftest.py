@@ -62,6 +62,23 @@ def samples_dir() -> pathlib.Path:
     return SAMPLES
 
 
+def run_in_thread(sweep, pool):
+    """Run ``sweep`` on ``pool`` in a thread so a test can act mid-sweep; the thread's error lands in ``box``."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            sweep.run(pool, progress=False)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Runs must never write into the repository through a relative path.
     os.environ.setdefault("GMAT_SWEEP_TESTING", "1")

@@ -118,17 +118,23 @@ def test_doctor_prints_the_fingerprint():
     assert info["engine"]["gmat_version"] == "R2026a" and info["versions"]["gmat-sweep"]
 
 
-def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(leo, tmp_path):
-    out = tmp_path / "out"
+def start_long_sweep(leo, out, start_new_session):
+    """A 200-run CLI sweep, returned once a few runs are in its manifest."""
     proc = subprocess.Popen(CLI + ["run", str(leo), "--grid", "Sat.SMA=7000:7400:200", "--out", str(out),
                                    "--workers", "2", "--no-progress"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=start_new_session)
     deadline = time.time() + 60
     while time.time() < deadline:
         manifest = out / "manifest.jsonl"
         if manifest.exists() and len(manifest.read_text().splitlines()) > 5:
             break
         time.sleep(0.1)
+    return proc
+
+
+def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(leo, tmp_path):
+    out = tmp_path / "out"
+    proc = start_long_sweep(leo, out, start_new_session=True)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -142,15 +148,7 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(leo, tmp_path):
 
 def test_sigterm_stops_like_ctrl_c(leo, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.Popen(CLI + ["run", str(leo), "--grid", "Sat.SMA=7000:7400:200", "--out", str(out),
-                                   "--workers", "2", "--no-progress"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        manifest = out / "manifest.jsonl"
-        if manifest.exists() and len(manifest.read_text().splitlines()) > 5:
-            break
-        time.sleep(0.1)
+    proc = start_long_sweep(leo, out, start_new_session=False)
     proc.terminate()  # SIGTERM to the driver only, as when its Pod is deleted
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import threading
 import time
 
 import pandas as pd
@@ -30,6 +29,8 @@ from gmat_sweep import Sweep  # noqa: E402
 from gmat_sweep.backends import LocalPool  # noqa: E402
 from gmat_sweep.backends.dask import DaskPool, DaskPoolError  # noqa: E402
 from gmat_sweep.manifest import read_manifest  # noqa: E402
+
+from conftest import run_in_thread  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TIMING = ["start", "end", "duration", "host", "pid", "worker"]
@@ -76,20 +77,6 @@ def extra_worker(c, tmp_path, env=None, python_flags=(), prefix=()):
         deadline = time.monotonic() + 30
         while address in workers(c) and time.monotonic() < deadline:
             time.sleep(0.1)
-
-
-def run_in_thread(sweep: Sweep, pool) -> tuple[threading.Thread, dict]:
-    box: dict = {}
-
-    def target():
-        try:
-            sweep.run(pool, progress=False)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
 
 
 def wait_for_entries(out, n: int, timeout: float = 60) -> None:

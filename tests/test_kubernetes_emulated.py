@@ -24,12 +24,14 @@ try:  # tests/ on sys.path (pytest's rootdir-relative import of a test folder wi
     from k8s.emulator import (EmulatedKubernetes, field_selector_matches, kubeconfig_env, label_selector_matches,
                               pid_alive, wait_for)
     from k8s.tasks import gmat_sweep_version, pid_after, shared_dir
+    from conftest import run_in_thread
 except ImportError:  # tests/ became a package
     from tests.k8s.conftest import (CLUSTER_NAME, IMAGE, N_WORKERS, _kube_clusters, k8s_client,  # noqa: F401
                                     k8s_emulator, kube_cluster)
     from tests.k8s.emulator import (EmulatedKubernetes, field_selector_matches, kubeconfig_env,
                                     label_selector_matches, pid_alive, wait_for)
     from tests.k8s.tasks import gmat_sweep_version, pid_after, shared_dir
+    from tests.conftest import run_in_thread
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -178,20 +180,6 @@ def kube_pool(n_workers: int, image: str = IMAGE, **options):
     options.setdefault("wait_timeout", 60)
     return KubernetesPool(image, n_workers, scheduler_service_type="LoadBalancer",
                           resources={"requests": {"memory": "512Mi"}}, **options)
-
-
-def run_in_thread(sweep, pool) -> tuple[threading.Thread, dict]:
-    box: dict = {}
-
-    def target():
-        try:
-            sweep.run(pool, progress=False)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, box
 
 
 def finished_runs(out) -> int:
