@@ -24,7 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gmat_sweep.gmat import report as report_module
 from gmat_sweep.gmat.report import (
+    COMPRESS_ROWS,
     EPOCH_FORMAT_KEY,
     LAYOUT_KEY,
     TABULAR_KEY,
@@ -469,8 +471,17 @@ def test_write_parquet_round_trip_keeps_metadata(tmp_path: Path) -> None:
     back = pq.read_table(out)
     assert back.equals(table, check_metadata=True)
     assert back.schema.field("Sat.UTCGregorian").metadata[TIME_SCALE_KEY] == b"UTC"
-    codec = pq.ParquetFile(out).metadata.row_group(0).column(0).compression
-    assert codec in {"ZSTD", "SNAPPY"}
+    assert pq.ParquetFile(out).metadata.row_group(0).column(0).compression == "UNCOMPRESSED"
+    assert pq.ParquetFile(out).metadata.row_group(0).column(1).statistics is not None
+
+
+def test_write_parquet_compresses_large_tables(tmp_path: Path) -> None:
+    rows = COMPRESS_ROWS
+    table = parse_report(write(tmp_path, [DEFAULT_LEFT[0]] + [DEFAULT_LEFT[1 + i % 2] for i in range(rows)]))
+    write_parquet(table, tmp_path / "big.parquet")
+    back = pq.ParquetFile(tmp_path / "big.parquet")
+    assert back.metadata.row_group(0).column(1).compression in {"ZSTD", "SNAPPY"}
+    assert back.read().equals(table, check_metadata=True)
 
 
 def test_write_parquet_text_fallback_and_duplicates(tmp_path: Path) -> None:
@@ -657,6 +668,33 @@ def test_round_trip_every_layout(
         [pa.array(v, expected_types[k]) for v, k in zip(values, kinds, strict=True)], names=dedup(names)
     )
     pd.testing.assert_frame_equal(parsed.to_pandas(), expected.to_pandas())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), fmt=st.sampled_from(["fixed_left", "report_left", "fixed_right"]), width=st.sampled_from([23, 26]))
+def test_header_cut_agrees_with_the_general_parser(tmp_path: Path, data: st.DataObject, fmt: str, width: int) -> None:
+    """The one-pass cut for ReportFile output either declines or gives exactly the general parser's cells."""
+    kinds, names, rows, _ = data.draw(gmat_tables(data.draw(st.booleans(), label="rich strings")), label="table")
+    lines = [line.encode() for line in render(fmt, names, kinds, rows, width, ",", False).splitlines() if line.strip()]
+    fast = report_module._cut_at_header(lines[1:], lines[0], len(names))
+    if fmt == "fixed_left" and all(cell.strip() and "   " not in cell and cell.isascii() for row in rows for cell in row):
+        assert fast is not None  # the common case really takes the fast path
+    if fast is not None:
+        _, general = report_module._parse_fixed(lines[1:], lines[0], len(names), True)
+        assert [c.to_pylist() for c in fast] == [c.to_pylist() for c in general]
+
+
+@pytest.mark.parametrize("row", [
+    b"1.5000000002 2.5",  # a value in the gutter: fewer than 3 spaces before the next name
+    b"1.5   7      2.5",   # two values in one cell
+    b" 1.5         2.5",   # a value not where its name starts
+    b"1.5",                # an empty last cell
+    b"1.5\t         2.5",  # a byte GMAT's padding never writes
+])
+def test_header_cut_declines_what_it_cannot_prove(row: bytes) -> None:
+    header, good = b"Sat.X        Sat.Y", b"1.5          2.5"
+    assert [c.to_pylist() for c in report_module._cut_at_header([good], header, 2)] == [["1.5"], ["2.5"]]
+    assert report_module._cut_at_header([good, row], header, 2) is None
 
 
 # --------------------------------------------------------------------------

@@ -53,6 +53,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
+    "COMPRESS_ROWS",
     "EPOCH_FORMAT_KEY",
     "GMAT_MJD_EPOCH",
     "LAYOUT_KEY",
@@ -73,6 +74,8 @@ TIME_SCALE_KEY = b"gmat_sweep.time_scale"
 EPOCH_FORMAT_KEY = b"gmat_sweep.epoch_format"
 #: Name of the single column of the non-tabular fallback table.
 TEXT_COLUMN = "text"
+#: Reports of at least this many rows are written compressed (see ``write_parquet``).
+COMPRESS_ROWS = 1000
 #: GMAT's ModJulian zero: JD 2430000.0 (not the usual MJD zero of JD 2400000.5).
 GMAT_MJD_EPOCH = np.datetime64("1941-01-05T12:00:00", "us")
 
@@ -90,11 +93,20 @@ _GREG_PARTS = re.compile(r"(\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}:\d{2}:\d{2}\.\
 _GREG_PROTECT = "\\1\x00\\2\x00\\3\x00\\4"
 _GREG_ISOLATE = f" {_GREG_PROTECT} "
 _HEADER_TOKEN = re.compile(rb"\S+")
+_NOT_PRINTABLE = re.compile(rb"[^\x20-\x7e\n]")
 _HEADER_SPLIT = re.compile(r"[\s,;|]+")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_KEYS = np.array([(ord(m[0]) << 16) | (ord(m[1]) << 8) | ord(m[2]) for m in _MONTHS])
 _MONTH_ORDER = np.argsort(_MONTH_KEYS)
 _MONTH_SORTED = _MONTH_KEYS[_MONTH_ORDER]
+# The byte layout of "01 Jan 2026 12:00:00.000": where the digits and separators are, and what each digit is worth
+# in (day, year, hour, minute, second, millisecond).
+_GREG_FILLER = "01 Jan 2000 00:00:00.000"
+_GREG_DIGITS = [0, 1, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 21, 22, 23]
+_GREG_SEPARATORS = [2, 6, 11, 14, 17, 20]
+_GREG_SEPARATOR_BYTES = np.frombuffer(b"  ::.", np.uint8)[[0, 0, 1, 2, 3, 4]]
+_GREG_PLACES = np.array([[10 ** (len(field) - 1 - field.index(p)) if p in field else 0 for field in
+                          [(0, 1), (7, 8, 9, 10), (12, 13), (15, 16), (18, 19), (21, 22, 23)]] for p in _GREG_DIGITS])
 # Delimiters worth guessing when the caller gives no hint (GMAT accepts any
 # character, but these are the ones people use).
 _DELIMITER_CANDIDATES = ("\t", ",", ";", "|")
@@ -181,7 +193,8 @@ def parse_report(
         # by the same command in a loop or by two identical commands repeats it,
         # padded with spaces even where the ReportFile's own header is delimited.
         first_key = _header_key(lines_b[0])
-        keep = [i for i in range(1, len(lines_b)) if _header_key(lines_b[i]) != first_key]
+        name = first_key[0] if first_key else b""  # a cheap test first: a repeat holds the first name
+        keep = [i for i in range(1, len(lines_b)) if name not in lines_b[i] or _header_key(lines_b[i]) != first_key]
         body_b = [lines_b[i] for i in keep]
         body = [lines[i] for i in keep]
     else:
@@ -202,8 +215,12 @@ def parse_report(
                 layout, cells = "whitespace", _parse_tokens(body, n)
         elif has_header:
             assert names is not None
-            left, cells = _parse_fixed(body_b, lines_b[0], len(names), left_justify)
-            layout = "fixed_width_left" if left else "fixed_width_right"
+            fast = None if left_justify is False else _cut_at_header(body_b, lines_b[0], len(names))
+            if fast is not None:
+                layout, cells = "fixed_width_left", fast
+            else:
+                left, cells = _parse_fixed(body_b, lines_b[0], len(names), left_justify)
+                layout = "fixed_width_left" if left else "fixed_width_right"
         else:
             layout, cells = "whitespace", _parse_tokens(body, n)
     except _NotTabular:
@@ -217,20 +234,31 @@ def parse_report(
 
 
 def write_parquet(table: pa.Table, path: str | os.PathLike[str]) -> None:
-    """Write ``table`` to Parquet (zstd, or snappy if zstd is unavailable), atomically.
+    """Write ``table`` to Parquet, atomically.
 
     Example: ``write_parquet(parse_report("leo.txt"), "leo.parquet")``
 
     The file is written beside its destination and renamed into place, so a
     crashed or killed sweep worker never leaves a truncated Parquet file that a
     later reader would trust.  Schema and field metadata (time scales, the
-    tabular flag) are kept.
+    tabular flag) are kept, and so are column statistics (a dataset filter
+    skips whole runs with them).  Tables of at least ``COMPRESS_ROWS`` rows are
+    zstd-compressed (snappy if zstd is unavailable); smaller ones are not: on a
+    few kilobytes compression saves little and costs more than the rest of
+    the write, once per run of a sweep.
     """
-    compression = "zstd" if pa.Codec.is_available("zstd") else "snappy"
+    compression = "none"
+    if table.num_rows >= COMPRESS_ROWS:
+        compression = "zstd" if pa.Codec.is_available("zstd") else "snappy"
+    # Encoding in memory and writing the bytes with one call is several times faster for the small files of a
+    # sweep than letting Arrow open the path through its filesystem layer.
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=compression)
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        pq.write_table(table, tmp, compression=compression)
+        with open(tmp, "wb") as handle:
+            handle.write(sink.getvalue())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -423,6 +451,30 @@ def _columns_from_rows(rows: list[list[str]], n: int | None) -> list[pa.Array]:
     return [pc.utf8_trim_whitespace(pa.array(col, pa.string())) for col in zip(*rows)]
 
 
+def _cut_at_header(body: list[bytes], header: bytes, n: int) -> list[pa.Array] | None:
+    """The ReportFile resource's own layout in one pass, or ``None`` to leave the file to :func:`_parse_fixed`.
+
+    A left-justified ReportFile puts every value exactly where its header name starts, after GMAT's 3-space
+    gutter. When every cell of every row is like that (printable ASCII, not empty, no gap inside) the cuts are
+    the header's own positions and the general search would find the same ones, at a tenth of the cost: this is
+    the layout nearly every run of a sweep writes.
+    """
+    starts = [m.start() for m in _HEADER_TOKEN.finditer(header)]
+    if len(starts) != n or not body or starts[0] != 0 or _NOT_PRINTABLE.search(b"\n".join(body)):
+        return None
+    columns = []
+    for lo, hi in zip(starts, [*starts[1:], None], strict=True):
+        cells = [row[lo:hi] for row in body]
+        if hi is not None and not all(cell.endswith(b"   ") for cell in cells):
+            return None  # a value reaches into the gutter: left to the general search
+        values = [cell.rstrip(b" ") for cell in cells]
+        joined = b"\n".join(values)
+        if not all(values) or joined[:1] == b" " or b"\n " in joined or b"   " in joined:
+            return None  # an empty cell, a value off its column or two values in one cell
+        columns.append(pa.array(joined.decode("ascii").split("\n"), pa.string()))
+    return columns
+
+
 def _parse_fixed(
     body: list[bytes], header: bytes, n: int, left_justify: bool | None
 ) -> tuple[bool, list[pa.Array]]:
@@ -606,8 +658,14 @@ def _dedupe(names: list[str]) -> list[str]:
 
 
 def _type_column(original: str, name: str, cells: pa.Array) -> tuple[pa.Field, pa.Array]:
-    nonempty = pc.not_equal(cells, "")
     kind = _epoch_kind(original)
+    if kind is None:
+        # Most columns are numbers in every row: one cast settles them (an empty cell makes it fail).
+        try:
+            return pa.field(name, pa.float64()), pc.cast(cells, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    nonempty = pc.not_equal(cells, "")
     if not pc.any(nonempty).as_py():
         if kind is not None:
             field = _epoch_field(name, *kind)
@@ -646,40 +704,40 @@ def _parse_floats(cells: pa.Array, nonempty: pa.Array) -> pa.Array | None:
         return None
 
 
-def _parse_gregorian(cells: pa.Array, nonempty: pa.Array) -> pa.Array | None:
+def _parse_gregorian(cells: pa.Array, nonempty: pa.Array | None = None) -> pa.Array | None:
     """``DD Mon YYYY HH:MM:SS.mmm`` to timestamp[ms], fully vectorised.
 
     Hand-rolled on the fixed byte layout instead of strptime: it is locale
     independent (GMAT always writes English month names), rejects anything
-    that is not exactly GMAT's format, and handles tens of thousands of rows
-    in a few milliseconds.  Returns ``None`` if any non-empty cell is not an
-    epoch or names an impossible date.
+    that is not exactly GMAT's format, and costs a few dozen array operations
+    whatever the row count (a sweep parses one short report per run; a long
+    mission tens of thousands of rows).  Returns ``None`` if any non-empty
+    cell is not an epoch or names an impossible date.  ``nonempty`` marks the
+    cells to parse (the others become null); ``None`` means every cell.
     """
-    ok = pc.match_substring_regex(cells, f"^{_GREG}$")
-    if not pc.all(pc.or_(ok, pc.invert(nonempty))).as_py():
+    texts = cells.to_pylist()
+    mask = None
+    if nonempty is not None and nonempty.false_count:
+        mask = ~np.asarray(nonempty.to_numpy(zero_copy_only=False), dtype=bool)
+        texts = [text if keep else _GREG_FILLER for text, keep in zip(texts, ~mask, strict=True)]
+    if any(len(text) != _GREG_LEN for text in texts):
         return None
-    mask = ~np.asarray(nonempty.to_numpy(zero_copy_only=False), dtype=bool)
-    filled = pc.if_else(nonempty, cells, "01 Jan 2000 00:00:00.000")
-    raw = "".join(filled.to_pylist()).encode("ascii")
-    g = np.frombuffer(raw, np.uint8).reshape(-1, _GREG_LEN).astype(np.int64)
-    digit = g - 48
-
-    def number(*cols: int) -> np.ndarray:
-        value = np.zeros(len(g), dtype=np.int64)
-        for c in cols:
-            value = value * 10 + digit[:, c]
-        return value
-
-    key = (g[:, 3] << 16) | (g[:, 4] << 8) | g[:, 5]
+    try:
+        raw = "".join(texts).encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    g = np.frombuffer(raw, np.uint8).reshape(-1, _GREG_LEN)
+    digits = g[:, _GREG_DIGITS].astype(np.int64) - 48
+    if (digits < 0).any() or (digits > 9).any() or (g[:, _GREG_SEPARATORS] != _GREG_SEPARATOR_BYTES).any():
+        return None
+    key = (g[:, 3].astype(np.int64) << 16) | (g[:, 4].astype(np.int64) << 8) | g[:, 5]
     slot = np.clip(np.searchsorted(_MONTH_SORTED, key), 0, 11)
     if not np.all(_MONTH_SORTED[slot] == key):
         return None
-    month = _MONTH_ORDER[slot]  # 0-based
-    day, year = number(0, 1), number(7, 8, 9, 10)
-    hour, minute, second, milli = number(12, 13), number(15, 16), number(18, 19), number(21, 22, 23)
+    day, year, hour, minute, second, milli = (digits @ _GREG_PLACES).T
     if (day < 1).any() or (hour > 23).any() or (minute > 59).any() or (second > 60).any():
         return None
-    months = ((year - 1970) * 12 + month).astype("datetime64[M]")
+    months = ((year - 1970) * 12 + _MONTH_ORDER[slot]).astype("datetime64[M]")
     dates = months.astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
     if not np.all(dates.astype("datetime64[M]") == months):
         return None  # e.g. 31 Feb
