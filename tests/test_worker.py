@@ -145,6 +145,33 @@ def test_failure_inside_the_mission_sequence(tmp_path, leo):
     assert "Gains" in outcome.error
 
 
+def test_each_run_log_holds_that_run_and_nothing_else(leo, tmp_path, monkeypatch):
+    """GMAT logs to one file per process; each run keeps its own part, across a rollover of that file and after
+    other code in the process pointed GMAT's log elsewhere."""
+    from gmat_sweep import worker
+    from gmat_sweep.engine import get_engine
+
+    bad = tmp_path / "bad.script"
+    bad.write_text(leo.read_text().replace("Propagate Prop(Sat) {Sat.ElapsedSecs = TOF};",
+                                           "Propagate Prop(Sat) {Sat.ElapsedSecs = TOF};\nGains(1,5) = 1;"))
+    good = run_one(spec(leo, {"TOF": 60}, tmp_path / "a"))
+    failed = run_one(spec(bad, {"TOF": 60}, tmp_path / "b"))
+    with get_engine().session() as api:
+        api.UseLogFile(str(tmp_path / "elsewhere.log"))
+    taken = run_one(spec(leo, {"TOF": 60}, tmp_path / "d"))
+    after = run_one(spec(leo, {"TOF": 60}, tmp_path / "e"))
+    monkeypatch.setattr(worker, "PROCESS_LOG_LIMIT", 10)  # every run now starts a fresh process log
+    rolled = run_one(spec(leo, {"TOF": 60}, tmp_path / "c"))
+    assert good.ok and rolled.ok and taken.ok and after.ok and not failed.ok
+    logs = {name: (tmp_path / name / "gmat.log").read_text() for name in "abcde"}
+    for name in "ace":
+        assert logs[name].count("Interpreting scripts") == 1, logs[name]
+        assert logs[name].count("Mission run completed") == 1 and "Gains" not in logs[name]
+    assert logs["b"].count("Interpreting scripts") == 1 and "Gains" in logs["b"]
+    assert "Mission run completed" not in logs["b"]
+    assert "pointed elsewhere" in logs["d"] and "Interpreting scripts" in (tmp_path / "elsewhere.log").read_text()
+
+
 def test_unwritable_output_directory(leo, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
