@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -77,3 +80,19 @@ def test_group_fsync_still_writes_every_line_on_close(tmp_path):
         for i in range(250):
             writer.append({"run_id": i, "status": "ok"})
     assert len(read_manifest(path).entries) == 250
+
+
+def test_group_fsync_loses_nothing_when_the_driver_is_killed(tmp_path):
+    """Grouping only delays fsync: every line is in the kernel at once, so kill -9 of the driver keeps them all."""
+    path = tmp_path / "manifest.jsonl"
+    code = (
+        "import os, signal, sys\n"
+        "from gmat_sweep.manifest import ManifestWriter\n"
+        f"writer = ManifestWriter(sys.argv[1], {HEADER!r}, fsync_every=100, fsync_seconds=3600)\n"
+        "for i in range(7):\n"
+        "    writer.append({'run_id': i, 'status': 'ok'})\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    assert sorted(read_manifest(path).entries) == list(range(7))

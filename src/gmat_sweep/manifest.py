@@ -3,8 +3,11 @@
 Only the driver writes it. Each line is written whole with one ``write`` and then flushed and fsynced, so after a
 ``kill -9`` or a power cut the file holds every run that was reported finished, plus at worst one torn last line,
 which the reader ignores (and the writer cuts off before appending again). Very large sweeps can fsync in groups
-(``fsync_every`` lines or ``fsync_seconds``): a crash may then lose the last group's lines, and those runs are
-simply rerun on resume. A line for a run id seen before replaces it (a resumed run that now succeeded).
+(``fsync_every`` lines or ``fsync_seconds``): every line still reaches the kernel at once, so a killed driver loses
+nothing, and only an operating-system crash or power cut can lose the last group's lines, whose runs are then
+simply rerun on resume. (Each fsync commits the filesystem's journal, which also stalls the workers writing run
+files on the same disk: per-line fsync costs sweeps of very short runs a few percent of their throughput.) A line
+for a run id seen before replaces it (a resumed run that now succeeded).
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ class ManifestWriter:
 
     def append(self, entry: Mapping[str, Any]) -> None:
         self._write(entry)
+        self._file.flush()  # in the kernel now: a killed driver loses nothing, grouped fsync or not
         self._pending += 1
         if self._pending >= self.fsync_every or time.monotonic() - self._last_sync >= self.fsync_seconds > 0:
             self.sync()
