@@ -170,6 +170,11 @@ def test_each_run_log_holds_that_run_and_nothing_else(leo, tmp_path, monkeypatch
     assert logs["b"].count("Interpreting scripts") == 1 and "Gains" in logs["b"]
     assert "Mission run completed" not in logs["b"]
     assert "pointed elsewhere" in logs["d"] and "Interpreting scripts" in (tmp_path / "elsewhere.log").read_text()
+    # A run refused before GMAT is asked anything has an empty log, and the next run's log is whole.
+    assert "non-finite" in run_one(spec(leo, {"TOF": float("nan")}, tmp_path / "f")).error
+    assert (tmp_path / "f" / "gmat.log").read_text() == ""
+    assert run_one(spec(leo, {"TOF": 60}, tmp_path / "g")).ok
+    assert "Mission run completed" in (tmp_path / "g" / "gmat.log").read_text()
 
 
 def test_unwritable_output_directory(leo, tmp_path):

@@ -167,6 +167,7 @@ def _load_with_collect(api: Any, spec: RunSpec, log: _RunLog, collect_path: str)
         reported = [c for c in spec.collect if c not in fields]
         prepared, as_run = _write_as_run(spec.script, spec.overrides, reported, _process_scratch(),
                                          collect_file=collect_path)
+        log.expected = True  # GMAT logs every LoadScript
         with _working_directory(spec.script.directory):
             if _load(api, as_run):
                 _field_collects[key] = fields
@@ -311,6 +312,7 @@ class _RunLog:
             _process_log = path
             size = os.path.getsize(path)
         self.path, self.start = path, size
+        self.expected = False  # whether GMAT was asked to do anything it logs
 
     def restart(self) -> None:
         self.start = os.path.getsize(self.path)
@@ -322,7 +324,7 @@ class _RunLog:
         """Write this run's messages to ``target``."""
         global _process_log
         data = self._read()
-        if not data:
+        if not data and self.expected:
             # GMAT logs every LoadScript: nothing at all means other code in this process pointed GMAT's log
             # elsewhere. Take it back for the next run and say so here.
             _process_log = None
