@@ -43,8 +43,11 @@ Propagate Prop(Sat) {Sat.ElapsedSecs = 60};
 def throughput(runs: int, workers: int, rounds: int, raw_runs: int) -> None:
     alone = seconds_per_run(str(MISSION), "OrbitReport", raw_runs)[0]
     loop = seconds_per_run(str(MISSION), "OrbitReport", raw_runs, workers, mode="run_one")
-    limits = [limit(workers, seconds_per_run(str(MISSION), "OrbitReport", raw_runs, workers))]
-    rates, grouped, busy, inside = [], [], [], []
+    def engine_limit() -> float:
+        return limit(workers, seconds_per_run(str(MISSION), "OrbitReport", raw_runs, workers))
+
+    limits = [engine_limit()]
+    ratios, grouped_ratios, rates, grouped, busy, inside = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         pool = LocalPool(max_workers=workers)
@@ -65,12 +68,12 @@ def throughput(runs: int, workers: int, rounds: int, raw_runs: int) -> None:
                 durations = sweep.summary()["duration"]
                 inside.append(durations.mean())
                 busy.append(durations.sum() / (workers * wall))
-                limits.append(limit(workers, seconds_per_run(str(MISSION), "OrbitReport", raw_runs, workers)))
-                around = (limits[-2] + limits[-1]) / 2
+                limits.append(engine_limit())
+                around = (limits[-2] + limits[-1]) / 2  # the limit measured just before and just after the sweep
+                ratios.append(rates[-1] / around)
+                grouped_ratios.append(grouped[-1] / around)
                 print(f"round {round_ + 1}: raw-engine limit {around:.1f} runs/s, LocalPool {rates[-1]:.1f} runs/s "
-                      f"= {rates[-1] / around:.1%}", flush=True)
-    ratios = [rate / ((a + b) / 2) for rate, a, b in zip(rates, limits, limits[1:])]
-    grouped_ratios = [rate / ((a + b) / 2) for rate, a, b in zip(grouped, limits, limits[1:])]
+                      f"= {ratios[-1]:.1%}", flush=True)
     per_run = workers / statistics.median(limits)
     print(f"\nmission: {MISSION.name}, {runs} runs a round, {rounds} rounds, {workers} workers on {os.cpu_count()} "
           "cores")
