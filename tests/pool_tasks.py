@@ -18,3 +18,18 @@ def crash(kind: str) -> None:
     elif kind == "exit":
         os._exit(3)
     raise ValueError("a plain error")
+
+
+def _refuse(message: str) -> None:
+    raise RuntimeError(message)
+
+
+class Unreadable:
+    """Pickles fine in the worker, but unpickling it raises: a result the driver cannot read back."""
+
+    def __reduce__(self):
+        return (_refuse, ("this result cannot be unpickled",))
+
+
+def unreadable() -> Unreadable:
+    return Unreadable()

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from gmat_sweep.backends import LocalPool, Pool, WorkerLost
-from pool_tasks import crash, pid_after
+from pool_tasks import crash, pid_after, unreadable
 
 
 def test_results_come_back_from_separate_processes():
@@ -35,6 +35,16 @@ def test_a_dying_worker_fails_only_its_task_and_is_replaced(kind, message):
         assert message in str(outcomes[1][1])
         if kind != "error":
             assert isinstance(outcomes[1][1], WorkerLost) and pool.replaced >= 1
+
+
+def test_a_task_or_result_that_cannot_travel_fails_alone():
+    with LocalPool(max_workers=1) as pool:
+        lost = pool.submit(lambda: 1)  # a lambda cannot be pickled for the worker
+        with pytest.raises(WorkerLost, match="could not send the task"):
+            lost.result(timeout=20)
+        with pytest.raises(WorkerLost, match="could not be read back.*cannot be unpickled"):
+            pool.submit(unreadable).result(timeout=20)
+        assert pool.submit(pid_after, 0).result(timeout=20) > 0 and pool.replaced == 0
 
 
 def test_kill_9_of_a_busy_worker():

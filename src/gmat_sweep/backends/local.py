@@ -19,9 +19,13 @@ import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from .base import Pool, PoolBroken, WorkerLost
+
+
+_READY = b"ready"  # never a pickle: a result is told from it without unpickling
 
 
 def _die_with_parent() -> None:
@@ -40,7 +44,7 @@ def _worker_main(conn: Connection) -> None:
     _die_with_parent()
     # Ctrl-C in a terminal reaches the whole process group: the driver handles it and stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    conn.send("ready")  # per-run timeouts start only once a process is up, not while it is being spawned
+    conn.send_bytes(_READY)  # per-run timeouts start only once a process is up, not while it is being spawned
     while True:
         try:
             message = conn.recv()
@@ -57,6 +61,17 @@ def _worker_main(conn: Connection) -> None:
             conn.send(reply)
         except Exception as exc:  # noqa: BLE001 - an unpicklable result must not kill the worker
             conn.send((False, RuntimeError(f"task result could not be sent back: {exc}")))
+
+
+def _deliver(future: concurrent.futures.Future[Any], reply: bytes) -> None:
+    try:
+        ok, value = ForkingPickler.loads(reply)
+    except Exception as exc:  # noqa: BLE001 - e.g. a result class the driver cannot import
+        ok, value = False, WorkerLost(f"the task's result could not be read back: {type(exc).__name__}: {exc}")
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 class _StartFailed(RuntimeError):
@@ -113,7 +128,7 @@ class LocalPool(Pool):
         self._n = max_workers or os.cpu_count() or 1
         self.timeout = timeout
         self._ctx = multiprocessing.get_context("spawn")
-        self._queue: collections.deque[tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...]]]
+        self._queue: collections.deque[tuple[concurrent.futures.Future[Any], bytes]]
         self._queue = collections.deque()
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
@@ -143,8 +158,14 @@ class LocalPool(Pool):
         if self._broken is not None:
             raise PoolBroken(_start_failure(self._broken))
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        # Pickled here, on the caller's thread, so handing a task to a worker that just finished one is only a write.
+        try:
+            task = bytes(ForkingPickler.dumps((fn, args)))
+        except Exception as exc:  # noqa: BLE001 - an unpicklable task fails alone, like any other task
+            future.set_exception(WorkerLost(f"could not send the task to a worker: {exc}"))
+            return future
         with self._lock:
-            self._queue.append((future, fn, args))
+            self._queue.append((future, task))
         self._wake()
         return future
 
@@ -168,7 +189,7 @@ class LocalPool(Pool):
             if worker.future is not None and not worker.future.done():
                 worker.future.set_exception(WorkerLost("the pool was closed while this task ran"))
             worker.stop(kill=worker.future is not None)
-        for future, _, _ in pending:
+        for future, _ in pending:
             future.cancel()
 
     # ----------------------------------------------------------------------------------- dispatch
@@ -186,7 +207,7 @@ class LocalPool(Pool):
             self._broken = exc
             with self._lock:
                 running = [w.future for w in self._workers if w.future is not None]
-                queued = [future for future, _, _ in self._queue]
+                queued = [future for future, _ in self._queue]
                 self._queue.clear()
             error = PoolBroken(_start_failure(exc))
             for future in running + queued:
@@ -206,7 +227,15 @@ class LocalPool(Pool):
             if self._wake_r in ready:
                 while self._wake_r.poll():
                     self._wake_r.recv()
-            self._collect(ready)
+            finished: list[tuple[concurrent.futures.Future[Any], bytes]] = []
+            try:
+                self._collect(ready, finished)
+                # Freed workers get their next task before any result is delivered: a delivered result wakes the
+                # caller's thread, which then competes for the GIL, and a worker waiting for work is the dearer wait.
+                self._dispatch()
+            finally:
+                for future, reply in finished:
+                    _deliver(future, reply)
 
     def _dispatch(self) -> None:
         with self._lock:
@@ -217,34 +246,35 @@ class LocalPool(Pool):
                         self._workers.append(_Worker(self._ctx))
                         continue
                     return
-                future, fn, args = self._queue.popleft()
+                future, task = self._queue.popleft()
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
-                    idle.conn.send((fn, args))
-                except Exception as exc:  # noqa: BLE001 - unpicklable task or a worker that just died
+                    idle.conn.send_bytes(task)
+                except Exception as exc:  # noqa: BLE001 - a worker that just died
                     future.set_exception(WorkerLost(f"could not send the task to a worker: {exc}"))
                     continue
                 idle.future = future
                 idle.deadline = time.monotonic() + self.timeout if self.timeout else None
 
-    def _collect(self, ready: list[Any]) -> None:
+    def _collect(self, ready: list[Any], finished: list[tuple[concurrent.futures.Future[Any], bytes]]) -> None:
+        """Read what the workers sent; add the finished tasks' futures to ``finished`` with their (still pickled)
+        replies."""
         now = time.monotonic()
         with self._lock:
             for worker in list(self._workers):
                 if worker.conn in ready:
                     try:
-                        message = worker.conn.recv()
+                        message = worker.conn.recv_bytes()
                     except (EOFError, OSError):
                         self._replace(worker, self._death(worker))
                         continue
-                    if message == "ready":
+                    if message == _READY:
                         worker.ready = True
                         continue
-                    ok, value = message
                     future, worker.future, worker.deadline = worker.future, None, None
                     if future is not None:
-                        future.set_result(value) if ok else future.set_exception(value)
+                        finished.append((future, message))
                 elif worker.process.sentinel in ready or not worker.process.is_alive():
                     self._replace(worker, self._death(worker))
                 elif worker.deadline is not None and now >= worker.deadline:
