@@ -96,8 +96,9 @@ class RunOutcome:
         return max(0.0, self.end - self.start)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data.pop("payload")
+        """The manifest's view of this outcome (no payload). Shallow: the driver makes one per run, and a deep
+        copy of every dict and list in it would only be thrown away after the JSON is written."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "payload"}
         data["duration"] = self.duration
         return data
 

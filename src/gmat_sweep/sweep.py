@@ -239,9 +239,15 @@ class Sweep:
             bar.close()
 
     def _specs(self, todo: list[int]) -> Iterator[RunSpec]:
+        runs = os.path.join(self.out, "runs")
+        try:
+            with os.scandir(runs) as entries:
+                leftovers = next(entries, None) is not None  # a fresh sweep need not look for old run folders
+        except FileNotFoundError:
+            leftovers = False
         for run_id in todo:
-            run_dir = os.path.join(self.out, "runs", str(run_id))
-            if os.path.isdir(run_dir):
+            run_dir = os.path.join(runs, str(run_id))
+            if leftovers and os.path.isdir(run_dir):
                 shutil.rmtree(run_dir)  # what an earlier failed or interrupted attempt left
             yield RunSpec(run_id=run_id, script=self.source, overrides=self.design[run_id], out_dir=run_dir,
                           collect=self.collect, engine=self.engine, timeout=self.timeout)

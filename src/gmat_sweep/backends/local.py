@@ -166,7 +166,10 @@ class LocalPool(Pool):
             return future
         with self._lock:
             self._queue.append((future, task))
-        self._wake()
+            # A busy pool takes the task when a worker finishes, and the dispatcher is awake then anyway.
+            wake = len(self._workers) < self._n or any(w.ready and w.future is None for w in self._workers)
+        if wake:
+            self._wake()
         return future
 
     def wait_any(self, futures: list[Any], timeout: float | None = None) -> set[Any]:
