@@ -142,6 +142,19 @@ def test_short_runs_travel_in_batches_with_one_result_each(leo, tmp_path, client
 # ------------------------------------------------------------------------------------------- lost workers
 
 
+def test_own_local_cluster_is_shaped_for_gmat():
+    import dask
+
+    from gmat_sweep import dask_config
+
+    with DaskPool(n_workers=2) as pool:
+        assert [w["nthreads"] for w in pool.client.scheduler_info()["workers"].values()] == [1, 1]
+        assert pool.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.worker_ttl) is None
+        seen = pool.client.run(lambda: {key: dask.config.get(key) for key in dask_config.QUIET})
+        assert list(seen.values()) == [dask_config.QUIET] * 2
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # this process's config is left alone
+
+
 def test_worker_killed_mid_sweep_is_survived_and_resume_finishes(leo, tmp_path):
     grid = {"TOF": [86400 * 2 + i for i in range(14)]}  # ~0.4 s runs: a kill lands inside one
     out = tmp_path / "out"

@@ -19,6 +19,8 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 from click.testing import CliRunner  # noqa: E402
 
+from gmat_sweep import dask_config  # noqa: E402
+
 from gmat_sweep import kubernetes as k8s  # noqa: E402
 from gmat_sweep.cli_k8s import k8s as k8s_group  # noqa: E402
 
@@ -172,7 +174,8 @@ def test_env_list_passes_through():
     env = [{"name": "A", "value": "1"}, {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
     spec = k8s.cluster_spec("sma-scan", IMAGE, 1, env=env, claim="c", mount_path="/data")
     container_env = spec["spec"]["worker"]["spec"]["containers"][0]["env"]
-    assert container_env == env + [{"name": "GMAT_SWEEP_SHARED", "value": "/data"}]
+    quiet = [{"name": name, "value": value} for name, value in dask_config.env(dask_config.QUIET).items()]
+    assert container_env == env + [{"name": "GMAT_SWEEP_SHARED", "value": "/data"}] + quiet
     validate(spec)
 
 
@@ -503,6 +506,19 @@ def test_worker_ttl_is_off_unless_the_user_set_it():
     assert ttl_off in scheduler_env(k8s.cluster_spec("ttl", IMAGE, 1, env={"A": "1"}))
     own = scheduler_env(k8s.cluster_spec("ttl", IMAGE, 1, env=[{"name": k8s.WORKER_TTL_ENV, "value": "2h"}]))
     assert [e for e in own if e["name"] == k8s.WORKER_TTL_ENV] == [{"name": k8s.WORKER_TTL_ENV, "value": "2h"}]
+
+
+def test_dask_processes_are_quiet_unless_the_user_set_otherwise():
+    profile = dask_config.env_name("distributed.worker.profile.enabled")
+    assert profile == "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
+    spec = k8s.cluster_spec("quiet", IMAGE, 1, env={profile: "True"})
+    for role in ("worker", "scheduler"):
+        env = {e["name"]: e["value"] for e in spec["spec"][role]["spec"]["containers"][0]["env"]}
+        assert env[profile] == "True"  # the caller's choice, once
+        assert env["DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL"] == "1s"
+        assert env["DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL"] == "2s"
+        assert env["DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL"] == "1s"
+        assert (k8s.WORKER_TTL_ENV in env) == (role == "scheduler")
 
 
 # ------------------------------------------------------------------- gmat-sweep run --backend kubernetes: usage

@@ -16,8 +16,9 @@ import pytest
 
 pytest.importorskip("dask_jobqueue")
 distributed = pytest.importorskip("distributed")
+import dask  # noqa: E402
 
-from gmat_sweep import Sweep  # noqa: E402
+from gmat_sweep import Sweep, dask_config  # noqa: E402
 from gmat_sweep.backends.dask import DaskPool  # noqa: E402
 from gmat_sweep.slurm import job_script, slurm_cluster, slurm_options  # noqa: E402
 
@@ -44,6 +45,8 @@ def test_one_single_threaded_worker_process_per_core():
     assert " --memory-limit 2.00GiB " in command  # the job's memory split over its 16 workers
     assert command.endswith("--local-directory ${TMPDIR:-/tmp}")
     assert "export GMAT_ROOT='/opt/GMAT R2026a'" in script and "export OMP_NUM_THREADS=1" in script
+    assert "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in script
+    assert "export DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s" in script
     assert script.index("module load gcc") < script.index(command)
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)  # valid shell
 
@@ -76,6 +79,9 @@ def test_rendered_job_runs_gmat_workers_that_carry_a_sweep(leo, tmp_path):
                 client.wait_for_workers(2, timeout=60)
                 info = client.scheduler_info()["workers"].values()
                 assert [w["nthreads"] for w in info] == [1, 1]
+                # The job script's exports reached the worker processes (dask_config.QUIET).
+                seen = client.run(lambda: {k: dask.config.get(k) for k in dask_config.QUIET})
+                assert list(seen.values()) == [dask_config.QUIET] * 2
                 with DaskPool(client) as pool:
                     sweep = Sweep(leo, grid={"Sat.SMA": [7000, 7100, 7200, 7300]}, out=tmp_path / "out").run(
                         pool, progress=False)

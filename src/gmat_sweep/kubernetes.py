@@ -19,6 +19,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .dask_config import CLUSTER, QUIET, env_name
+from .dask_config import env as dask_env
+
 __all__ = [
     "DEFAULT_MEMORY",
     "RUN_AS_USER",
@@ -41,7 +44,7 @@ ACCESS_MODES = ("ReadWriteMany", "ReadWriteOnce", "ReadOnlyMany", "ReadWriteOnce
 DEFAULT_MOUNT = "/shared"
 SHARED_ENV = "GMAT_SWEEP_SHARED"
 # GMAT holds the GIL for a whole mission, so a busy worker cannot answer heartbeats: the scheduler must not drop it.
-WORKER_TTL_ENV = "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL"
+WORKER_TTL_ENV = env_name("distributed.scheduler.worker-ttl")
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
 WORKER_DASHBOARD_PORT = 8788
@@ -307,9 +310,12 @@ def cluster_spec(name: str, image: str, n_workers: int, *, resources: Mapping[st
         pod_spec.update(options)
         if claim:
             pod_spec["volumes"] = _volumes(claim)
-    scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
-    if not any(item["name"] == WORKER_TTL_ENV for item in scheduler["env"]):
-        scheduler["env"] = scheduler["env"] + [{"name": WORKER_TTL_ENV, "value": "None"}]
+    # Dask settings for GMAT (see dask_config), unless the caller's env sets them.
+    for role, settings in (("worker", QUIET), ("scheduler", CLUSTER)):
+        container = spec["spec"][role]["spec"]["containers"][0]
+        given = {item["name"] for item in container["env"]}
+        container["env"] = container["env"] + [{"name": name, "value": value}
+                                               for name, value in dask_env(settings).items() if name not in given]
     return spec
 
 

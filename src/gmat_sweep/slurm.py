@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .dask_config import CLUSTER, QUIET, env
+
 #: Node-local scratch for each worker (spill files, return-mode run folders); Slurm sets TMPDIR on most sites.
 NODE_SCRATCH = "${TMPDIR:-/tmp}"
 
@@ -36,6 +38,7 @@ def slurm_options(cores: int = 1, memory: str | None = None, memory_per_core: st
                   death_timeout: float | None = 120, **extra: Any) -> dict[str, Any]:
     """Keyword arguments for ``dask_jobqueue.SLURMCluster``: each job runs ``cores`` one-thread GMAT workers.
 
+    The job script also exports :data:`gmat_sweep.dask_config.QUIET` for the workers.
     ``memory`` is the whole job's (default ``cores x memory_per_core``). ``local_directory`` is node-local scratch
     (shell-expanded on the node). ``gmat_root`` points workers at a full GMAT install (for plugins the wheel lacks)
     instead of the embedded engine. ``python`` defaults to this interpreter: the nodes must see the same
@@ -47,7 +50,7 @@ def slurm_options(cores: int = 1, memory: str | None = None, memory_per_core: st
     """
     if not isinstance(cores, int) or cores < 1:
         raise ValueError(f"cores must be a positive whole number, got {cores!r}")
-    prologue = [*ONE_THREAD]
+    prologue = [*ONE_THREAD, *(f"export {name}={_quote(value)}" for name, value in env(QUIET).items())]
     if gmat_root:
         prologue.append(f"export GMAT_ROOT={_quote(gmat_root)}")
     prologue += list(job_script_prologue)
@@ -78,7 +81,7 @@ def slurm_cluster(**kwargs: Any) -> Any:
 
     Creating it starts only the scheduler, in this process; jobs are submitted by ``cluster.scale(jobs=n)`` or
     ``cluster.adapt(...)``. The scheduler never drops a worker for missing heartbeats: a worker cannot send them
-    while GMAT runs a long mission.
+    while GMAT runs a long mission (see :mod:`gmat_sweep.dask_config`).
     """
     import dask
 
@@ -86,7 +89,7 @@ def slurm_cluster(**kwargs: Any) -> Any:
         from dask_jobqueue import SLURMCluster
     except ImportError as exc:
         raise ImportError("slurm_cluster needs dask-jobqueue: pip install 'gmat-sweep[slurm]'") from exc
-    with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+    with dask.config.set(CLUSTER):  # the scheduler runs here; the workers get QUIET from the job script
         return SLURMCluster(**slurm_options(**kwargs))
 
 

@@ -463,9 +463,10 @@ def _connect(address: str, timeout: float) -> Any:
 def _local_cluster(n_workers: int | None) -> tuple[Any, Any]:
     import dask
 
-    # GMAT holds the GIL for a whole mission, so a worker cannot heartbeat while one runs: never drop a worker
-    # for that (timeouts are the nanny watchdog's job).
-    with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+    from ..dask_config import CLUSTER
+
+    # The nannies hand this config to the worker processes they start (see dask_config for each setting's why).
+    with dask.config.set(CLUSTER):
         cluster = distributed.LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
                                            processes=True, dashboard_address=":0")
     logger.info("started a LocalCluster of %d workers; dashboard: %s", len(cluster.workers), cluster.dashboard_link)
