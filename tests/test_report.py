@@ -345,6 +345,37 @@ def test_gregorian_parsing_details(tmp_path: Path) -> None:
     assert table.column(0).to_pylist()[0] == pd.to_datetime(epochs[0], format="%d %b %Y %H:%M:%S.%f")
 
 
+def _epoch_texts() -> st.SearchStrategy[str]:
+    """GMAT-shaped epochs with every field allowed out of range, some with one character replaced."""
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "Foo", "jan"]
+    shaped = st.builds(
+        lambda d, m, y, hh, mm, ss, ms: f"{d:02d} {m} {y:04d} {hh:02d}:{mm:02d}:{ss:02d}.{ms:03d}",
+        st.integers(0, 32), st.sampled_from(months), st.integers(0, 9999), st.integers(0, 25), st.integers(0, 61),
+        st.integers(0, 61), st.integers(0, 999))
+
+    @st.composite
+    def mutated(draw: st.DrawFn) -> str:
+        text = draw(shaped)
+        at = draw(st.integers(0, len(text) - 1))
+        return text[:at] + draw(st.sampled_from([" ", ":", ".", "0", "9", "a", "\u0663", "\x00"])) + text[at + 1:]
+
+    return st.one_of(shaped, shaped, mutated(), st.text(max_size=26))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_epoch_texts(), st.booleans()), min_size=1, max_size=8), st.booleans())
+def test_gregorian_loop_and_vector_agree(rows: list[tuple[str, bool]], masked: bool) -> None:
+    from gmat_sweep.gmat.report import _parse_gregorian_rows, _parse_gregorian_vector
+
+    texts = [text for text, _ in rows]
+    keep = [flag for _, flag in rows] if masked else None
+    loop = _parse_gregorian_rows(texts, keep)
+    vector = _parse_gregorian_vector(pa.array(texts, pa.string()), None if keep is None else pa.array(keep))
+    assert (loop is None) == (vector is None), (texts, keep, loop, vector)
+    if loop is not None:
+        assert loop.equals(vector), (texts, loop, vector)
+
+
 def test_modjulian_epoch_and_precision(tmp_path: Path) -> None:
     lines = ["Sat.A1ModJulian,Sat.TAIModJulian", "21545,0", "21545.00000001157,-1.5", "nan,0"]
     table = parse_report(write(tmp_path, lines))

@@ -96,6 +96,12 @@ _HEADER_TOKEN = re.compile(rb"\S+")
 _NOT_PRINTABLE = re.compile(rb"[^\x20-\x7e\n]")
 _HEADER_SPLIT = re.compile(r"[\s,;|]+")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_NUMBER = {name: number for number, name in enumerate(_MONTHS, 1)}
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_GREG_EXACT = re.compile(rf"([0-9]{{2}}) ({'|'.join(_MONTHS)}) ([0-9]{{4}}) ([0-9]{{2}}):([0-9]{{2}}):([0-9]{{2}})\.([0-9]{{3}})")
+_GREG_DAYS: dict[str, int] = {}  # "01 Jan 2026" -> days since 1970
+# Below this many rows a Python loop parses Gregorian epochs faster than numpy.
+_GREG_VECTOR_ROWS = 512
 _MONTH_KEYS = np.array([(ord(m[0]) << 16) | (ord(m[1]) << 8) | ord(m[2]) for m in _MONTHS])
 _MONTH_ORDER = np.argsort(_MONTH_KEYS)
 _MONTH_SORTED = _MONTH_KEYS[_MONTH_ORDER]
@@ -243,17 +249,18 @@ def write_parquet(table: pa.Table, path: str | os.PathLike[str]) -> None:
     later reader would trust.  Schema and field metadata (time scales, the
     tabular flag) are kept, and so are column statistics (a dataset filter
     skips whole runs with them).  Tables of at least ``COMPRESS_ROWS`` rows are
-    zstd-compressed (snappy if zstd is unavailable); smaller ones are not: on a
-    few kilobytes compression saves little and costs more than the rest of
-    the write, once per run of a sweep.
+    zstd-compressed (snappy if zstd is unavailable) and dictionary-encoded;
+    smaller ones are neither: on a few kilobytes both save little and cost
+    more than the rest of the write, once per run of a sweep.
     """
     compression = "none"
-    if table.num_rows >= COMPRESS_ROWS:
+    large = table.num_rows >= COMPRESS_ROWS
+    if large:
         compression = "zstd" if pa.Codec.is_available("zstd") else "snappy"
     # Encoding in memory and writing the bytes with one call is several times faster for the small files of a
     # sweep than letting Arrow open the path through its filesystem layer.
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=compression)
+    pq.write_table(table, sink, compression=compression, use_dictionary=large)
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -705,16 +712,62 @@ def _parse_floats(cells: pa.Array, nonempty: pa.Array) -> pa.Array | None:
 
 
 def _parse_gregorian(cells: pa.Array, nonempty: pa.Array | None = None) -> pa.Array | None:
-    """``DD Mon YYYY HH:MM:SS.mmm`` to timestamp[ms], fully vectorised.
+    """``DD Mon YYYY HH:MM:SS.mmm`` to timestamp[ms].
 
-    Hand-rolled on the fixed byte layout instead of strptime: it is locale
-    independent (GMAT always writes English month names), rejects anything
-    that is not exactly GMAT's format, and costs a few dozen array operations
-    whatever the row count (a sweep parses one short report per run; a long
-    mission tens of thousands of rows).  Returns ``None`` if any non-empty
-    cell is not an epoch or names an impossible date.  ``nonempty`` marks the
-    cells to parse (the others become null); ``None`` means every cell.
+    Hand-rolled on GMAT's fixed layout instead of strptime: it is locale
+    independent (GMAT always writes English month names) and rejects anything
+    that is not exactly GMAT's format.  Returns ``None`` if any non-empty cell
+    is not an epoch or names an impossible date.  ``nonempty`` marks the cells
+    to parse (the others become null); ``None`` means every cell.
+
+    Two implementations that agree on every input (a test checks): a loop for
+    the short reports a sweep writes once per run, and a vectorised one for
+    long reports.  The loop is the faster below a few hundred rows, more so
+    right after a GMAT run, when the CPU caches hold none of numpy's code.
     """
+    if len(cells) < _GREG_VECTOR_ROWS:
+        return _parse_gregorian_rows(cells.to_pylist(), None if nonempty is None else nonempty.to_pylist())
+    return _parse_gregorian_vector(cells, nonempty)
+
+
+def _parse_gregorian_rows(texts: list[str], keep: list[bool] | None) -> pa.Array | None:
+    stamps: list[int | None] = []
+    for i, text in enumerate(texts):
+        if keep is not None and not keep[i]:
+            stamps.append(None)
+            continue
+        match = _GREG_EXACT.fullmatch(text)
+        if match is None:
+            return None
+        day, month, year, hour, minute, second, milli = match.groups()
+        days = _GREG_DAYS.get(text[:11])
+        if days is None:
+            days = _civil_days(int(year), _MONTH_NUMBER[month], int(day))
+            if days is None:
+                return None
+            if len(_GREG_DAYS) < 4096:  # a sweep's reports share a few dates; keep the memo small
+                _GREG_DAYS[text[:11]] = days
+        hours, minutes, seconds = int(hour), int(minute), int(second)
+        if hours > 23 or minutes > 59 or seconds > 60:
+            return None
+        stamps.append(days * 86_400_000 + ((hours * 60 + minutes) * 60 + seconds) * 1000 + int(milli))
+    return pa.array(stamps, pa.timestamp("ms"))
+
+
+def _civil_days(year: int, month: int, day: int) -> int | None:
+    """Days from 1970-01-01 to a proleptic Gregorian date (numpy's calendar), ``None`` for an impossible one."""
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= day <= _MONTH_DAYS[month - 1] + (month == 2 and leap):
+        return None
+    y = year - (month <= 2)
+    era = y // 400
+    year_of_era = y - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
+def _parse_gregorian_vector(cells: pa.Array, nonempty: pa.Array | None = None) -> pa.Array | None:
     texts = cells.to_pylist()
     mask = None
     if nonempty is not None and nonempty.false_count:
