@@ -138,6 +138,12 @@ def test_short_runs_travel_in_batches_with_one_result_each(leo, tmp_path, client
         again = Sweep(leo, grid=grid, out=tmp_path / "fixed").run(pool, progress=False)
     pd.testing.assert_frame_equal(again.results(), sweep.results())
 
+    # Return mode ran every mission in one private folder per worker, left empty: nothing piles up on the workers.
+    def private_folders(dask_worker):
+        return [sorted(os.listdir(p)) for p in pathlib.Path(dask_worker.local_directory).glob("gmat-sweep-runs-*")]
+
+    assert list(client.run(private_folders).values()) == [[[]], [[]]]
+
 
 # ------------------------------------------------------------------------------------------- lost workers
 

@@ -691,28 +691,48 @@ def _run_batch(specs: list[RunSpec], return_files: bool, timeout: float | None) 
     for spec in specs:
         scratch = None
         if return_files:
-            scratch = tempfile.mkdtemp(prefix=f"gmat-sweep-run-{spec.run_id}-", dir=worker.local_directory)
+            scratch = _private_folder(worker.local_directory)
             spec = dataclasses.replace(spec, out_dir=scratch)
         elif os.path.isdir(spec.out_dir):
             shutil.rmtree(spec.out_dir, ignore_errors=True)  # what an attempt on a worker that died left behind
         with _watchdog(timeout or spec.timeout, key, spec.run_id):
             outcome = run_one(spec)
         if scratch is not None:
-            outcome.payload = _read_files(scratch)
-            shutil.rmtree(scratch, ignore_errors=True)
+            outcome.payload = _take_files(scratch)
         outcome.worker = worker.address
         outcome.fingerprint = {**(outcome.fingerprint or {}), "versions": versions}
         outcomes.append(outcome)
     return outcomes
 
 
-def _read_files(directory: str) -> dict[str, bytes]:
+_private = threading.local()  # each worker thread's folder for return-mode runs
+
+
+def _private_folder(local_directory: str) -> str:
+    """An empty folder, private to this worker thread, for one return-mode run.
+
+    One folder serves every run of the thread and is emptied as its files are taken: creating and removing a
+    folder for each run costs more than the run's own files on some filesystems. (A worker with several threads
+    runs missions in turn, but each thread prepares and collects its own.)"""
+    folder = getattr(_private, "folder", None)
+    if folder is None or not os.path.isdir(folder) or os.listdir(folder):
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)  # a run that stopped before its files were taken
+        folder = _private.folder = tempfile.mkdtemp(prefix=f"gmat-sweep-runs-{os.getpid()}-", dir=local_directory)
+    return folder
+
+
+def _take_files(directory: str) -> dict[str, bytes]:
+    """Read every file a run left in ``directory`` and remove it, leaving the folder empty for the next run."""
     files = {}
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
         if os.path.isfile(path):
             with open(path, "rb") as handle:
                 files[name] = handle.read()
+            os.remove(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
     return files
 
 
