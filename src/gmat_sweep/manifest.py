@@ -5,8 +5,9 @@ Only the driver writes it. Each line is written whole with one ``write`` and the
 which the reader ignores (and the writer cuts off before appending again). Very large sweeps can fsync in groups
 (``fsync_every`` lines or ``fsync_seconds``): every line still reaches the kernel at once, so a killed driver loses
 nothing, and only an operating-system crash or power cut can lose the last group's lines, whose runs are then
-simply rerun on resume. (Each fsync commits the filesystem's journal, which also stalls the workers writing run
-files on the same disk: per-line fsync costs sweeps of very short runs a few percent of their throughput.) A line
+simply rerun on resume. (Each fsync commits the filesystem's journal, which can stall the workers writing run
+files on the same disk: on a disk with slow cache flushes, per-line fsync costs sweeps of very short runs a few
+percent of their throughput.) A line
 for a run id seen before replaces it (a resumed run that now succeeded).
 """
 
