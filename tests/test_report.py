@@ -506,6 +506,14 @@ def test_write_parquet_round_trip_keeps_metadata(tmp_path: Path) -> None:
     assert pq.ParquetFile(out).metadata.row_group(0).column(1).statistics is not None
 
 
+def test_write_parquet_that_fails_leaves_no_temporary_file(tmp_path: Path) -> None:
+    table = parse_report(write(tmp_path, DEFAULT_LEFT))
+    (tmp_path / "taken.parquet").mkdir()  # the rename onto a folder fails after the bytes were written
+    with pytest.raises(OSError):
+        write_parquet(table, tmp_path / "taken.parquet")
+    assert not list(tmp_path.glob(".*.tmp")) and not any((tmp_path / "taken.parquet").iterdir())
+
+
 def test_write_parquet_compresses_large_tables(tmp_path: Path) -> None:
     rows = COMPRESS_ROWS
     table = parse_report(write(tmp_path, [DEFAULT_LEFT[0]] + [DEFAULT_LEFT[1 + i % 2] for i in range(rows)]))

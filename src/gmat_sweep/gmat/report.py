@@ -41,6 +41,7 @@ columns are ``float64`` if every non-empty cell is a number (``nan``/``-nan``/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -261,14 +262,16 @@ def write_parquet(table: pa.Table, path: str | os.PathLike[str]) -> None:
     # sweep than letting Arrow open the path through its filesystem layer.
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression=compression, use_dictionary=large)
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    directory, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "wb") as handle:
             handle.write(sink.getvalue())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)  # only a failed write leaves it: after the rename there is nothing to remove
+        raise
 
 
 # --------------------------------------------------------------------------
