@@ -74,6 +74,10 @@ def _deliver(future: concurrent.futures.Future[Any], reply: bytes) -> None:
         future.set_exception(value)
 
 
+_MAIN_GUARD = ('Worker processes are spawned and import your main module again: put the code that runs the sweep '
+               'under  if __name__ == "__main__":')
+
+
 class _StartFailed(RuntimeError):
     pass
 
@@ -81,10 +85,7 @@ class _StartFailed(RuntimeError):
 def _start_failure(exc: BaseException) -> str:
     if isinstance(exc, _StartFailed):
         return f"LocalPool could not start its worker processes: {exc}"
-    hint = ""
-    if "bootstrapping phase" in str(exc):
-        hint = (' Worker processes are spawned and import your main module again: put the code that runs the '
-                'sweep under  if __name__ == "__main__":')
+    hint = f" {_MAIN_GUARD}" if "bootstrapping phase" in str(exc) else ""
     return f"LocalPool could not run its worker processes: {type(exc).__name__}: {exc}".rstrip() + hint
 
 
@@ -302,8 +303,7 @@ class LocalPool(Pool):
             self._start_failures += 1
             if self._start_failures >= 3:
                 raise _StartFailed(f"worker processes die while starting ({reason.split(' while ')[0]}); see the "
-                                   "traceback they printed above. Worker processes are spawned and import your main "
-                                   'module again: put the code that runs the sweep under  if __name__ == "__main__":')
+                                   f"traceback they printed above. {_MAIN_GUARD}")
         else:
             self._start_failures = 0
         if worker.future is not None and not worker.future.done():
