@@ -7,8 +7,7 @@ which the reader ignores (and the writer cuts off before appending again). Very 
 nothing, and only an operating-system crash or power cut can lose the last group's lines, whose runs are then
 simply rerun on resume. (Each fsync commits the filesystem's journal, which can stall the workers writing run
 files on the same disk: on a disk with slow cache flushes, per-line fsync costs sweeps of very short runs a few
-percent of their throughput.) A line
-for a run id seen before replaces it (a resumed run that now succeeded).
+percent of their throughput.) A line for a run id seen before replaces it (a resumed run that now succeeded).
 """
 
 from __future__ import annotations
