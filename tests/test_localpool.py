@@ -70,6 +70,85 @@ def test_timeout_kills_the_run_and_the_pool_goes_on():
         assert pool.submit(pid_after, 0).result(timeout=20) > 0
 
 
+def _held(pool: LocalPool, count: int) -> None:
+    """Wait until the pool's one worker has been sent ``count`` tasks (the running one and those sent ahead)."""
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        with pool._lock:
+            if pool._workers and len(pool._workers[0].tasks) == count:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"the worker never held {count} tasks")
+
+
+def _short_then_long(pool: LocalPool) -> tuple:
+    pool.submit(pid_after, 0).result(timeout=20)  # a short task: the worker may now be sent work ahead
+    running, ahead = pool.submit(pid_after, 30), pool.submit(pid_after, 0)
+    _held(pool, 2)
+    return running, ahead
+
+
+def test_a_task_sent_ahead_moves_to_another_worker_when_its_worker_dies():
+    with LocalPool(max_workers=1) as pool:
+        running, ahead = _short_then_long(pool)
+        victim = pool.busy_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(WorkerLost, match="signal 9"):
+            running.result(timeout=20)
+        assert ahead.result(timeout=20) not in (victim, None)  # it ran once, on the replacement
+
+
+def test_a_task_sent_ahead_survives_a_timeout_of_the_one_before():
+    with LocalPool(max_workers=1, timeout=1.0) as pool:
+        running, ahead = _short_then_long(pool)
+        with pytest.raises(WorkerLost, match="timed out after 1 s"):
+            running.result(timeout=20)
+        assert ahead.result(timeout=20) > 0
+
+
+def test_closing_fails_the_running_task_and_the_one_sent_ahead():
+    pool = LocalPool(max_workers=1)
+    running, ahead = _short_then_long(pool)
+    pool.close()
+    with pytest.raises(WorkerLost, match="closed while this task ran"):
+        running.result(timeout=20)
+    with pytest.raises(WorkerLost, match="closed before this task started"):
+        ahead.result(timeout=20)
+
+
+def test_a_task_sent_ahead_is_taken_back_for_a_worker_that_runs_out_of_work():
+    with LocalPool(max_workers=2) as pool:
+        for future in [pool.submit(pid_after, 0) for _ in range(4)]:
+            future.result(timeout=20)
+        long, other = pool.submit(pid_after, 3.0), pool.submit(pid_after, 0.3)
+        short = pool.submit(pid_after, 0)  # sent ahead to a busy worker: the one running the long task
+        deadline = time.time() + 2
+        while time.time() < deadline:
+            with pool._lock:
+                if any(len(w.tasks) == 2 for w in pool._workers):
+                    break
+            time.sleep(0.01)
+        else:
+            raise AssertionError("no task was sent ahead")
+        # The worker of the 0.3 s task runs out of work first and gets the short task back from the long one's.
+        assert short.result(timeout=2.5) == other.result(timeout=20)
+        assert not long.done() and long.result(timeout=20) != short.result()
+
+
+def test_no_task_is_sent_ahead_to_a_worker_whose_runs_are_long(monkeypatch):
+    from gmat_sweep.backends import local
+
+    monkeypatch.setattr(local, "PREFETCH_BELOW", 0.2)
+    with LocalPool(max_workers=1) as pool:
+        pool.submit(pid_after, 0.3).result(timeout=20)
+        running, queued = pool.submit(pid_after, 1.0), pool.submit(pid_after, 0)
+        _held(pool, 1)
+        time.sleep(0.5)
+        with pool._lock:
+            assert len(pool._workers[0].tasks) == 1 and len(pool._queue) == 1
+        assert running.result(timeout=20) == queued.result(timeout=20)
+
+
 def test_sliding_window_keeps_workers_busy_without_barriers():
     # One slow task must not hold back the others: with 2 workers, the 9 short tasks all finish before the long one.
     with LocalPool(max_workers=2) as pool:
