@@ -99,7 +99,8 @@ _HEADER_SPLIT = re.compile(r"[\s,;|]+")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_NUMBER = {name: number for number, name in enumerate(_MONTHS, 1)}
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_GREG_EXACT = re.compile(rf"([0-9]{{2}}) ({'|'.join(_MONTHS)}) ([0-9]{{4}}) ([0-9]{{2}}):([0-9]{{2}}):([0-9]{{2}})\.([0-9]{{3}})")
+_GREG_EXACT = rf"[0-9]{{2}} (?:{'|'.join(_MONTHS)}) [0-9]{{4}} [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}\.[0-9]{{3}}"
+_GREG_COLUMN = re.compile(rf"(?:{_GREG_EXACT}\n)*{_GREG_EXACT}")  # cells joined by newlines, each exactly an epoch
 _GREG_DAYS: dict[str, int] = {}  # "01 Jan 2026" -> days since 1970
 # Below this many rows a Python loop parses Gregorian epochs faster than numpy.
 _GREG_VECTOR_ROWS = 512
@@ -675,6 +676,12 @@ def _type_column(original: str, name: str, cells: pa.Array) -> tuple[pa.Field, p
             return pa.field(name, pa.float64()), pc.cast(cells, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
+    elif kind[0] == "Gregorian" and len(cells) < _GREG_VECTOR_ROWS and not cells.null_count:
+        # A sweep's usual epoch column, every cell filled: straight to the loop, without the compute calls below.
+        texts = cells.to_pylist()
+        stamps = _parse_gregorian_rows(texts, None) if all(texts) else None
+        if stamps is not None:
+            return _epoch_field(name, *kind), stamps
     nonempty = pc.not_equal(cells, "")
     if not pc.any(nonempty).as_py():
         if kind is not None:
@@ -734,26 +741,27 @@ def _parse_gregorian(cells: pa.Array, nonempty: pa.Array | None = None) -> pa.Ar
 
 
 def _parse_gregorian_rows(texts: list[str], keep: list[bool] | None) -> pa.Array | None:
+    kept = texts if keep is None else [text for text, k in zip(texts, keep, strict=True) if k]
+    # One regex pass over the joined cells checks that each is exactly GMAT's layout (each is 24 characters long,
+    # so none can shift against the pattern); the fields are then at fixed offsets.
+    if kept and (any(len(text) != _GREG_LEN for text in kept) or not _GREG_COLUMN.fullmatch("\n".join(kept))):
+        return None
     stamps: list[int | None] = []
     for i, text in enumerate(texts):
         if keep is not None and not keep[i]:
             stamps.append(None)
             continue
-        match = _GREG_EXACT.fullmatch(text)
-        if match is None:
-            return None
-        day, month, year, hour, minute, second, milli = match.groups()
         days = _GREG_DAYS.get(text[:11])
         if days is None:
-            days = _civil_days(int(year), _MONTH_NUMBER[month], int(day))
+            days = _civil_days(int(text[7:11]), _MONTH_NUMBER[text[3:6]], int(text[:2]))
             if days is None:
                 return None
             if len(_GREG_DAYS) < 4096:  # a sweep's reports share a few dates; keep the memo small
                 _GREG_DAYS[text[:11]] = days
-        hours, minutes, seconds = int(hour), int(minute), int(second)
+        hours, minutes, seconds = int(text[12:14]), int(text[15:17]), int(text[18:20])
         if hours > 23 or minutes > 59 or seconds > 60:
             return None
-        stamps.append(days * 86_400_000 + ((hours * 60 + minutes) * 60 + seconds) * 1000 + int(milli))
+        stamps.append(days * 86_400_000 + ((hours * 60 + minutes) * 60 + seconds) * 1000 + int(text[21:24]))
     return pa.array(stamps, pa.timestamp("ms"))
 
 
