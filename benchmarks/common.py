@@ -1,13 +1,14 @@
 """The raw-engine limit both throughput benchmarks compare against.
 
 ``cores / per-run engine time``, where the per-run engine time is what a bare loop of gmatpy's ``LoadScript`` +
-``RunScript`` takes on the same mission, in fresh processes that start the engine once. It is measured with as many
+``RunScript`` takes on the same mission, in processes that start the engine once. It is measured with as many
 loops running at once as the sweep has workers (the cores are shared exactly as they are during a sweep, so this
 is the most the engine itself can give on this machine), and with one loop alone (one core busy, the rest idle),
 which is printed for reference: on a small VM the two differ by the cost of sharing caches and memory bandwidth.
 
-The loops start together: each process starts its engine, runs the mission once, says it is ready, and waits for
-the signal, so the timed parts overlap.
+The loop processes are started once (:class:`RawLoops`) and told to run a batch of missions when a figure is
+wanted, all at the same moment, so that a measurement can sit right before and right after a sweep: these VMs
+change speed from one second to the next, and a limit measured further away from the sweep says less about it.
 """
 
 from __future__ import annotations
@@ -23,61 +24,92 @@ import json, os, sys, time
 from gmat_sweep import RunSpec, load_script, run_one
 from gmat_sweep.engine import get_engine
 
-mode, path, report, n, scratch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+mode, path, report, scratch = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 source = load_script(path)
 os.chdir(os.path.dirname(path))
 
 def bare(i):
     with get_engine().session() as api:
         api.LoadScript(path)
-        api.GetObject("Sat").SetField("SMA", 7000.0 + 0.01 * i)
+        api.GetObject("Sat").SetField("SMA", 7000.0 + 0.01 * (i % 1000))
         api.GetObject(report).SetField("Filename", os.path.join(scratch, "report.txt"))
         assert api.RunScript()
 
 def one(i):
-    outcome = run_one(RunSpec(i, source, {"Sat.SMA": 7000.0 + 0.01 * i}, os.path.join(scratch, str(i))))
+    outcome = run_one(RunSpec(i, source, {"Sat.SMA": 7000.0 + 0.01 * (i % 1000)}, os.path.join(scratch, str(i))))
     assert outcome.ok, outcome.error
 
 fn = bare if mode == "bare" else one
-fn(-1)  # engine start and first load are not part of a run
+fn(0)  # engine start and first load are not part of a run
+done = 1
 print("ready", flush=True)
-sys.stdin.readline()
-start = time.perf_counter()
-for i in range(n):
-    fn(i)
-print(json.dumps((time.perf_counter() - start) / n), flush=True)
+for line in sys.stdin:  # each line: how many missions to run now
+    n = int(line)
+    start = time.perf_counter()
+    for i in range(done, done + n):
+        fn(i)
+    done += n
+    print(json.dumps((time.perf_counter() - start) / n), flush=True)
 """
 
 
-def seconds_per_run(mission: str, report: str, n: int, processes: int = 1, mode: str = "bare") -> list[float]:
-    """Seconds per run of ``processes`` loops running ``mission`` ``n`` times at once, one figure per loop.
+class RawLoops:
+    """``processes`` loops running ``mission`` (``mode`` ``bare``: gmatpy alone; ``run_one``: gmat-sweep's per-run
+    work in a plain loop, no pool), started once and measured together on demand.
 
-    ``mode`` is ``bare`` (gmatpy alone) or ``run_one`` (gmat-sweep's per-run work in a plain loop, no pool).
+    >>> with RawLoops("leo.script", "OrbitReport", processes=2) as loops:
+    ...     per_run = loops.seconds_per_run(40)  # one figure per loop
     """
-    with tempfile.TemporaryDirectory(prefix="gmat-sweep-raw-") as scratch:
-        procs = []
-        for k in range(processes):
-            folder = os.path.join(scratch, str(k))
-            os.makedirs(folder)
-            procs.append(subprocess.Popen([sys.executable, "-c", _LOOP, mode, os.path.abspath(mission), report,
-                                           str(n), folder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+
+    def __init__(self, mission: str, report: str, processes: int = 1, mode: str = "bare") -> None:
+        self._scratch = tempfile.TemporaryDirectory(prefix="gmat-sweep-raw-")
+        self._procs: list[subprocess.Popen[str]] = []
         try:
-            for proc in procs:
+            for k in range(processes):
+                folder = os.path.join(self._scratch.name, str(k))
+                os.makedirs(folder)
+                self._procs.append(subprocess.Popen(
+                    [sys.executable, "-c", _LOOP, mode, os.path.abspath(mission), report, folder],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            for proc in self._procs:
                 if proc.stdout.readline().strip() != "ready":
                     raise RuntimeError("a raw-engine loop failed to start; its error is printed above")
-            for proc in procs:
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
-            figures = [json.loads(proc.stdout.readline()) for proc in procs]
         except BaseException:
-            for proc in procs:
-                proc.kill()
+            self.close()
             raise
-        finally:
-            for proc in procs:
+
+    def seconds_per_run(self, n: int) -> list[float]:
+        """Seconds per run of every loop running ``n`` missions, all starting at once."""
+        for proc in self._procs:
+            proc.stdin.write(f"{n}\n")
+            proc.stdin.flush()
+        return [json.loads(proc.stdout.readline()) for proc in self._procs]
+
+    def close(self) -> None:
+        for proc in self._procs:
+            try:
                 proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
                 proc.wait()
-        return figures
+        self._procs = []
+        self._scratch.cleanup()
+
+    def __enter__(self) -> RawLoops:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def seconds_per_run(mission: str, report: str, n: int, processes: int = 1, mode: str = "bare") -> list[float]:
+    """One measurement of ``processes`` fresh loops running ``mission`` ``n`` times at once, one figure per loop."""
+    with RawLoops(mission, report, processes, mode) as loops:
+        return loops.seconds_per_run(n)
 
 
 def limit(workers: int, per_run: list[float]) -> float:

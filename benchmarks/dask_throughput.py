@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/dask_throughput.py [--runs 400] [--rounds 5] [--workers N]
 
 The raw-engine limit is ``workers / per-run engine time`` (see common.py): bare gmatpy LoadScript + RunScript loops
-on the same mission, as many at once as there are workers, in fresh processes. ``run_one`` loops (gmat-sweep's
+on the same mission, as many at once as there are workers, in processes started once and measured on demand. ``run_one`` loops (gmat-sweep's
 per-run work without any pool: the as-run script, the run's log, the ReportFile converted to Parquet) are measured
 the same way, to show what is the pool's and what is the per-run work's.
 
@@ -22,7 +22,7 @@ import statistics
 import tempfile
 import time
 
-from common import limit, seconds_per_run
+from common import RawLoops, limit
 
 MISSION = """\
 Create Spacecraft Sat;
@@ -89,14 +89,14 @@ def main() -> None:
             handle.write(MISSION)
 
         def engine_limit() -> float:
-            figures["engine"].append(limit(args.workers, seconds_per_run(path, "RF", args.raw_runs, args.workers)))
+            figures["engine"].append(limit(args.workers, bare.seconds_per_run(args.raw_runs)))
             return figures["engine"][-1]
 
-        with LocalPool(args.workers) as local, DaskPool(n_workers=args.workers) as dask_pool:
+        with RawLoops(path, "RF", args.workers) as bare, RawLoops(path, "RF", args.workers, "run_one") as loops, \
+                LocalPool(args.workers) as local, DaskPool(n_workers=args.workers) as dask_pool:
             before = engine_limit()
             for round_ in range(args.rounds):
-                figures["run_one"].append(limit(args.workers, seconds_per_run(path, "RF", args.raw_runs, args.workers,
-                                                                              mode="run_one")))
+                figures["run_one"].append(limit(args.workers, loops.seconds_per_run(args.raw_runs)))
                 for name, pool in (("local", local), ("dask", dask_pool)):
                     rate, busy, mean = sweep_rate(pool, path, args.runs, root)
                     figures[name].append(rate)

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/local_throughput.py --rounds 9 --rss-runs 2000
 
 Raw engine limit = cores / per-run engine time (see common.py): bare LoadScript + RunScript loops on the same mission,
-as many at once as the pool has workers, measured before and after every sweep. gmat-sweep's figure is the wall
+as many at once as the pool has workers, started once and measured right before and right after every sweep. gmat-sweep's figure is the wall
 time of Sweep.run for the whole sweep (preflight, dispatch, report parsing to Parquet, a manifest fsync per run) on
 a LocalPool whose workers are already started; each round also runs the sweep with grouped manifest fsyncs, for
 comparison. These VMs drift by +-20 % from minute to minute, so each sweep is measured between two limit
@@ -22,7 +22,7 @@ import threading
 import time
 
 import psutil
-from common import limit, seconds_per_run
+from common import RawLoops, limit, seconds_per_run
 
 from gmat_sweep import Sweep
 from gmat_sweep.backends import LocalPool
@@ -43,16 +43,18 @@ Propagate Prop(Sat) {Sat.ElapsedSecs = 60};
 def throughput(runs: int, workers: int, rounds: int, raw_runs: int) -> None:
     alone = seconds_per_run(str(MISSION), "OrbitReport", raw_runs)[0]
     loop = seconds_per_run(str(MISSION), "OrbitReport", raw_runs, workers, mode="run_one")
-    def engine_limit() -> float:
-        return limit(workers, seconds_per_run(str(MISSION), "OrbitReport", raw_runs, workers))
+    raw = RawLoops(str(MISSION), "OrbitReport", workers)
 
-    limits = [engine_limit()]
+    def engine_limit() -> float:
+        return limit(workers, raw.seconds_per_run(raw_runs))
+
     ratios, grouped_ratios, rates, grouped, busy, inside = [], [], [], [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
+    with raw, tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         pool = LocalPool(max_workers=workers)
         Sweep(MISSION, grid={"Sat.SMA": [6878.137]}, out=os.path.join(tmp, "warm")).run(pool, progress=False)
         cold = time.perf_counter() - started
+        limits = [engine_limit()]  # the pool's start is not part of any round
         with pool:
             for round_ in range(rounds):
                 grid = {"Sat.SMA": [6878.137 + i * 0.5 + round_ * 0.01 for i in range(runs)]}
