@@ -232,8 +232,9 @@ class Sweep:
                     _write_payload(spec.out_dir, outcome)
                 writer.append(self._entry(outcome))
                 counts[OK if outcome.ok else FAILED] += 1
-                bar.update(1)
-                bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)
+                if progress:  # a disabled bar still formats its postfix
+                    bar.update(1)
+                    bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)
         finally:
             writer.close()
             bar.close()

@@ -192,8 +192,7 @@ def parse_report(
     if not lines_b:
         return _empty_table(names_hint or [], layout="empty")
 
-    lines = [line.decode("utf-8", "replace") for line in lines_b]
-    first = lines[0]
+    first = lines_b[0].decode("utf-8", "replace")
     has_header = header if header is not None else _looks_like_header(first, names_hint)
 
     if has_header:
@@ -202,11 +201,11 @@ def parse_report(
         # padded with spaces even where the ReportFile's own header is delimited.
         first_key = _header_key(lines_b[0])
         name = first_key[0] if first_key else b""  # a cheap test first: a repeat holds the first name
-        keep = [i for i in range(1, len(lines_b)) if name not in lines_b[i] or _header_key(lines_b[i]) != first_key]
-        body_b = [lines_b[i] for i in keep]
-        body = [lines[i] for i in keep]
+        body_b = [line for line in lines_b[1:] if name not in line or _header_key(line) != first_key]
     else:
-        body_b, body = lines_b, lines
+        body_b = lines_b
+    # The rows as text only where a path needs them: the fixed-width parsers work on the bytes.
+    body = _decode(body_b) if fixed_width is not True or not has_header else []
 
     delim = _resolve_delimiter(first if has_header else None, body, fixed_width, delimiter)
     names: list[str] | None = _split_header(first, delim) if has_header else names_hint
@@ -232,13 +231,17 @@ def parse_report(
         else:
             layout, cells = "whitespace", _parse_tokens(body, n)
     except _NotTabular:
-        return _text_table(lines)
+        return _text_table(_decode(lines_b))
 
     if names is None:
         names = [f"col{i}" for i in range(len(cells))]
-    if not body:
+    if not body_b:
         return _empty_table(names, layout=layout)
     return _build_table(names, cells, layout)
+
+
+def _decode(lines: list[bytes]) -> list[str]:
+    return [line.decode("utf-8", "replace") for line in lines]
 
 
 def write_parquet(table: pa.Table, path: str | os.PathLike[str]) -> None:
