@@ -1,14 +1,15 @@
 """LocalPool throughput against the raw engine limit, and driver memory over a long sweep.
 
-    .venv/bin/python benchmarks/local_throughput.py            # 5 rounds of 200 short LEO runs + a 20 000-run RSS sweep
+    .venv/bin/python benchmarks/local_throughput.py            # 7 rounds of 200 short LEO runs + a 20 000-run RSS sweep
     .venv/bin/python benchmarks/local_throughput.py --rounds 9 --rss-runs 2000
 
 Raw engine limit = cores / per-run engine time (see common.py): bare LoadScript + RunScript loops on the same mission,
-as many at once as the pool has workers, started once and measured right before and right after every sweep. gmat-sweep's figure is the wall
-time of Sweep.run for the whole sweep (preflight, dispatch, report parsing to Parquet, a manifest fsync per run) on
-a LocalPool whose workers are already started; each round also runs the sweep with grouped manifest fsyncs, for
-comparison. These VMs drift by +-20 % from minute to minute, so each sweep is measured between two limit
-measurements, its ratio uses their mean, and the median of the rounds is the figure. Target: >= 90 %.
+as many at once as the pool has workers, started once and measured right before and right after every sweep.
+gmat-sweep's figure is the wall time of Sweep.run for the whole sweep (preflight, dispatch, report parsing to
+Parquet, a manifest fsync per run) on a LocalPool whose workers are already started; each round also runs the sweep
+with grouped manifest fsyncs, for comparison. These VMs drift by +-20 % from one second to the next, so each sweep's
+ratio uses the mean of the limit measured just before and just after it, and the median of the rounds is the
+figure. Target: >= 90 %.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def driver_rss(runs: int, workers: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--raw-runs", type=int, default=40, help="missions per raw-engine measurement")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rss-runs", type=int, default=20000, help="0 skips the memory sweep")
