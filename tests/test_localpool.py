@@ -156,6 +156,45 @@ def test_sliding_window_keeps_workers_busy_without_barriers():
     assert order[-1] == 2.0
 
 
+def test_for_each_consumes_every_result_once_on_the_dispatcher_thread():
+    seen, threads = [], set()
+
+    def consume(item, value, error):
+        seen.append((item, value is not None and value != os.getpid(), error))
+        threads.add(threading.current_thread().name)
+
+    with LocalPool(max_workers=2) as pool:
+        pool.for_each(pid_after, [0.05] * 7 + [0.0] * 5, consume)
+    assert len(seen) == 12 and all(ok and error is None for _, ok, error in seen)
+    assert threads == {"gmat-sweep-localpool"}
+
+
+def test_for_each_passes_task_errors_and_stops_when_consume_raises():
+    errors = []
+    with LocalPool(max_workers=1) as pool:
+        pool.for_each(lambda x: x, [1, 2, 3], lambda item, value, error: errors.append(error))  # lambdas cannot travel
+        assert len(errors) == 3 and all(isinstance(e, WorkerLost) for e in errors)
+
+        consumed = []
+
+        def consume(item, value, error):
+            consumed.append(item)
+            if len(consumed) == 2:
+                raise OSError("disk full")
+
+        with pytest.raises(OSError, match="disk full"):
+            pool.for_each(pid_after, [0.1] * 6, consume, window=2)
+        time.sleep(0.5)  # the task still running when consume raised finishes, and is not consumed
+        assert len(consumed) == 2
+
+
+def test_a_custom_pool_gets_for_each_from_imap():
+    with ThreadPool(2) as pool:
+        seen = []
+        pool.for_each(lambda x: x * 2, range(5), lambda item, value, error: seen.append((item, value)))
+    assert sorted(seen) == [(x, x * 2) for x in range(5)]
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="positive whole number"):
         LocalPool(max_workers=0)

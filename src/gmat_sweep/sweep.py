@@ -224,17 +224,21 @@ class Sweep:
         writer = ManifestWriter(manifest_path(self.out), fsync_every=self.fsync_every,
                                 fsync_seconds=1.0 if self.fsync_every > 1 else 0.0)
         counts = {OK: 0, FAILED: 0}
+
+        def record(spec: RunSpec, outcome: RunOutcome, error: BaseException | None) -> None:
+            # Called once per finished run, possibly on a thread of the pool's (see Pool.for_each).
+            if error is not None:
+                outcome = _lost(spec, error)
+            if outcome.payload is not None:
+                _write_payload(spec.out_dir, outcome)
+            writer.append(self._entry(outcome))
+            counts[OK if outcome.ok else FAILED] += 1
+            if progress:  # a disabled bar still formats its postfix
+                bar.update(1)
+                bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)
+
         try:
-            for spec, outcome, error in pool.imap(run_one, self._specs(todo)):
-                if error is not None:
-                    outcome = _lost(spec, error)
-                if outcome.payload is not None:
-                    _write_payload(spec.out_dir, outcome)
-                writer.append(self._entry(outcome))
-                counts[OK if outcome.ok else FAILED] += 1
-                if progress:  # a disabled bar still formats its postfix
-                    bar.update(1)
-                    bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)
+            pool.for_each(run_one, self._specs(todo), record)
         finally:
             writer.close()
             bar.close()

@@ -1,7 +1,7 @@
 """The Pool interface every backend implements, and the sliding window that keeps every worker busy.
 
-A backend only needs ``submit``, ``wait_any``, ``result`` and ``max_workers``; ``imap`` and ``as_completed`` are
-built on them. A custom backend (a batch system, a cloud function service) is a small subclass::
+A backend only needs ``submit``, ``wait_any``, ``result`` and ``max_workers``; ``imap``, ``for_each`` (what a sweep
+uses) and ``as_completed`` are built on them. A custom backend (a batch system, a cloud function service) is a small subclass::
 
     class ThreadPool(Pool):
         def __init__(self, n=4):
@@ -109,6 +109,17 @@ class Pool(ABC):
                     value, error = None, exc
                 yield item, value, error
             refill()
+
+    def for_each(self, fn: Callable[[Any], Any], items: Iterable[Any],
+                 consume: Callable[[Any, Any, BaseException | None], None], window: int | None = None) -> None:
+        """Run ``fn(item)`` for every item and call ``consume(item, result, error)`` as each one finishes.
+
+        ``consume`` is called one item at a time, but a backend may call it from a thread of its own (LocalPool
+        does, to spare the caller's thread a wake-up per task). When ``consume`` raises, no new task starts and
+        the error is raised here; results that arrive after that, or after this call returns, are not consumed.
+        """
+        for item, value, error in self.imap(fn, items, window):
+            consume(item, value, error)
 
     def __enter__(self) -> Pool:
         return self

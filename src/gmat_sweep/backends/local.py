@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import multiprocessing
 import os
 import signal
@@ -23,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
@@ -81,15 +82,26 @@ def _worker_main(conn: Connection, claim: Any, counters: Any) -> None:
             conn.send((False, RuntimeError(f"task result could not be sent back: {exc}")))
 
 
-def _deliver(future: concurrent.futures.Future[Any], reply: bytes) -> None:
-    try:
-        ok, value = ForkingPickler.loads(reply)
-    except Exception as exc:  # noqa: BLE001 - e.g. a result class the driver cannot import
-        ok, value = False, WorkerLost(f"the task's result could not be read back: {type(exc).__name__}: {exc}")
-    if ok:
-        future.set_result(value)
+# What the dispatcher resolves a future with, once it has let go of the pool's lock (a future's callbacks run
+# then, and may submit): a worker's pickled reply, or the error the task failed with.
+_Finished = list[tuple[concurrent.futures.Future[Any], "bytes | BaseException"]]
+
+
+def _deliver(future: concurrent.futures.Future[Any], reply: bytes | BaseException) -> None:
+    if isinstance(reply, BaseException):
+        ok, value = False, reply
     else:
-        future.set_exception(value)
+        try:
+            ok, value = ForkingPickler.loads(reply)
+        except Exception as exc:  # noqa: BLE001 - e.g. a result class the driver cannot import
+            ok, value = False, WorkerLost(f"the task's result could not be read back: {type(exc).__name__}: {exc}")
+    try:
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    except concurrent.futures.InvalidStateError:
+        pass  # already settled: the pool was closed meanwhile
 
 
 _MAIN_GUARD = ('Worker processes are spawned and import your main module again: put the code that runs the sweep '
@@ -227,6 +239,55 @@ class LocalPool(Pool):
             self._wake()
         return future
 
+    def for_each(self, fn: Callable[[Any], Any], items: Iterable[Any],
+                 consume: Callable[[Any, Any, BaseException | None], None], window: int | None = None) -> None:
+        """Like :meth:`Pool.for_each`; ``consume`` runs on the pool's dispatcher thread as each result is read (or
+        on the caller's thread, for a task that fails before it is sent), one call at a time."""
+        source = iter(items)
+        # One consume at a time, and the source read by one thread at a time. Reentrant: a task that fails before
+        # it is sent settles its future inside submit, and its callback then runs inside refill.
+        lock = threading.RLock()
+        done = threading.Event()
+        state: dict[str, Any] = {"inflight": 0, "exhausted": False, "stopped": False, "error": None}
+        target = window or max(1, int(self.window_per_worker * max(1, self.max_workers)))
+
+        def refill() -> None:  # called with ``lock`` held
+            while not state["stopped"] and not state["exhausted"] and state["inflight"] < target:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    state["exhausted"] = True
+                    break
+                state["inflight"] += 1
+                future = self.submit(fn, item)
+                future.add_done_callback(functools.partial(finished, item))
+            if state["stopped"] or (state["exhausted"] and not state["inflight"]):
+                done.set()
+
+        def finished(item: Any, future: concurrent.futures.Future[Any]) -> None:
+            with lock:
+                state["inflight"] -= 1
+                if state["stopped"]:
+                    return
+                try:
+                    error = future.exception()
+                    consume(item, None if error else future.result(), error)
+                    refill()
+                except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread below
+                    state["error"], state["stopped"] = exc, True
+                    done.set()
+
+        try:
+            with lock:
+                refill()
+            while not done.wait(0.5):  # a short wait keeps Ctrl-C prompt on the caller's thread
+                pass
+        finally:
+            with lock:  # a consume in progress on the dispatcher thread finishes first
+                state["stopped"] = True
+        if state["error"] is not None:
+            raise state["error"]
+
     def wait_any(self, futures: list[Any], timeout: float | None = None) -> set[Any]:
         return concurrent.futures.wait(futures, timeout, return_when=concurrent.futures.FIRST_COMPLETED).done
 
@@ -278,7 +339,12 @@ class LocalPool(Pool):
 
     def _serve(self) -> None:
         while not self._closed:
-            self._dispatch()
+            finished: _Finished = []
+            try:
+                self._dispatch(finished)
+            finally:
+                for future, reply in finished:
+                    _deliver(future, reply)
             with self._lock:
                 waitables: list[Any] = [self._wake_r]
                 for worker in self._workers:
@@ -289,17 +355,17 @@ class LocalPool(Pool):
             if self._wake_r in ready:
                 while self._wake_r.poll():
                     self._wake_r.recv()
-            finished: list[tuple[concurrent.futures.Future[Any], bytes]] = []
+            finished = []
             try:
                 self._collect(ready, finished)
                 # Freed workers get their next task before any result is delivered: a delivered result wakes the
                 # caller's thread, which then competes for the GIL, and a worker waiting for work is the dearer wait.
-                self._dispatch()
+                self._dispatch(finished)
             finally:
                 for future, reply in finished:
                     _deliver(future, reply)
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, finished: _Finished) -> None:
         with self._lock:
             while self._queue or self._take_back():
                 future, task = self._queue[0]
@@ -318,7 +384,7 @@ class LocalPool(Pool):
                 try:
                     worker.conn.send_bytes(task)
                 except Exception as exc:  # noqa: BLE001 - a worker that just died
-                    future.set_exception(WorkerLost(f"could not send the task to a worker: {exc}"))
+                    finished.append((future, WorkerLost(f"could not send the task to a worker: {exc}")))
                     continue
                 worker.sent += 1
                 worker.tasks.append((future, task))
@@ -337,7 +403,7 @@ class LocalPool(Pool):
                 return True
         return False
 
-    def _collect(self, ready: list[Any], finished: list[tuple[concurrent.futures.Future[Any], bytes]]) -> None:
+    def _collect(self, ready: list[Any], finished: _Finished) -> None:
         """Read what the workers sent; add the finished tasks' futures to ``finished`` with their (still pickled)
         replies."""
         now = time.monotonic()
@@ -357,7 +423,7 @@ class LocalPool(Pool):
                                       finished, now)
 
     def _received(self, worker: _Worker, message: bytes,
-                  finished: list[tuple[concurrent.futures.Future[Any], bytes]], now: float) -> None:
+                  finished: _Finished, now: float) -> None:
         if message == _READY:
             worker.ready = True
             return
@@ -370,7 +436,7 @@ class LocalPool(Pool):
         if worker.tasks:
             worker.begin(now, self.timeout)  # the worker went straight on to the task sent ahead
 
-    def _drain(self, worker: _Worker, finished: list[tuple[concurrent.futures.Future[Any], bytes]],
+    def _drain(self, worker: _Worker, finished: _Finished,
                now: float) -> bool:
         """Read the messages already in ``worker``'s pipe; whether there were any."""
         got = False
@@ -396,7 +462,7 @@ class LocalPool(Pool):
         return f"worker process {worker.process.pid} {how} while running this task"
 
     def _replace(self, worker: _Worker, reason: str,
-                 finished: list[tuple[concurrent.futures.Future[Any], bytes]], now: float) -> None:
+                 finished: _Finished, now: float) -> None:
         # Results it sent before it died are still in the pipe: they count, and the task it died on is the next one.
         self._drain(worker, finished, now)
         if not worker.ready:
@@ -409,8 +475,7 @@ class LocalPool(Pool):
             self._start_failures = 0
         if worker.tasks:
             future, _ = worker.tasks.popleft()
-            if not future.done():
-                future.set_exception(WorkerLost(reason))
+            finished.append((future, WorkerLost(reason)))
         # A task sent ahead had not started (tasks run in the order sent): it goes first to the next free worker.
         self._queue.extendleft(reversed(worker.tasks))
         worker.tasks.clear()
