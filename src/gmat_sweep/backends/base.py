@@ -1,7 +1,8 @@
 """The Pool interface every backend implements, and the sliding window that keeps every worker busy.
 
 A backend only needs ``submit``, ``wait_any``, ``result`` and ``max_workers``; ``imap``, ``for_each`` (what a sweep
-uses) and ``as_completed`` are built on them. A custom backend (a batch system, a cloud function service) is a small subclass::
+uses) and ``as_completed`` are built on them. A custom backend (a batch system, a cloud function service) is a small
+subclass::
 
     class ThreadPool(Pool):
         def __init__(self, n=4):

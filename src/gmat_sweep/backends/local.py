@@ -422,8 +422,7 @@ class LocalPool(Pool):
                         self._replace(worker, f"timed out after {self.timeout:g} s; the worker process was killed",
                                       finished, now)
 
-    def _received(self, worker: _Worker, message: bytes,
-                  finished: _Finished, now: float) -> None:
+    def _received(self, worker: _Worker, message: bytes, finished: _Finished, now: float) -> None:
         if message == _READY:
             worker.ready = True
             return
@@ -436,8 +435,7 @@ class LocalPool(Pool):
         if worker.tasks:
             worker.begin(now, self.timeout)  # the worker went straight on to the task sent ahead
 
-    def _drain(self, worker: _Worker, finished: _Finished,
-               now: float) -> bool:
+    def _drain(self, worker: _Worker, finished: _Finished, now: float) -> bool:
         """Read the messages already in ``worker``'s pipe; whether there were any."""
         got = False
         try:
@@ -461,8 +459,7 @@ class LocalPool(Pool):
             how = f"exited ({code})"
         return f"worker process {worker.process.pid} {how} while running this task"
 
-    def _replace(self, worker: _Worker, reason: str,
-                 finished: _Finished, now: float) -> None:
+    def _replace(self, worker: _Worker, reason: str, finished: _Finished, now: float) -> None:
         # Results it sent before it died are still in the pipe: they count, and the task it died on is the next one.
         self._drain(worker, finished, now)
         if not worker.ready:
