@@ -118,8 +118,9 @@ def test_closing_fails_the_running_task_and_the_one_sent_ahead():
 
 def test_a_task_sent_ahead_is_taken_back_for_a_worker_that_runs_out_of_work():
     with LocalPool(max_workers=2) as pool:
-        for future in [pool.submit(pid_after, 0) for _ in range(4)]:
-            future.result(timeout=20)
+        pids: set[int] = set()
+        while len(pids) < 2:  # both workers up, each with a short task behind it
+            pids |= {future.result(timeout=20) for future in [pool.submit(pid_after, 0.05) for _ in range(4)]}
         long, other = pool.submit(pid_after, 3.0), pool.submit(pid_after, 0.3)
         short = pool.submit(pid_after, 0)  # sent ahead to a busy worker: the one running the long task
         deadline = time.time() + 2
