@@ -90,7 +90,7 @@ class Pool(ABC):
 
         def refill() -> None:
             nonlocal exhausted
-            target = window or max(1, int(self.window_per_worker * max(1, self.max_workers)))
+            target = self._window(window)
             while not exhausted and len(inflight) < target:
                 try:
                     item = next(source)
@@ -110,6 +110,10 @@ class Pool(ABC):
                     value, error = None, exc
                 yield item, value, error
             refill()
+
+    def _window(self, window: int | None) -> int:
+        """How many tasks to keep in flight: ``window`` if given, else ``window_per_worker`` per worker now."""
+        return window or max(1, int(self.window_per_worker * max(1, self.max_workers)))
 
     def for_each(self, fn: Callable[[Any], Any], items: Iterable[Any],
                  consume: Callable[[Any, Any, BaseException | None], None], window: int | None = None) -> None:

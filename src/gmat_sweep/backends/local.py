@@ -249,10 +249,9 @@ class LocalPool(Pool):
         lock = threading.RLock()
         done = threading.Event()
         state: dict[str, Any] = {"inflight": 0, "exhausted": False, "stopped": False, "error": None}
-        target = window or max(1, int(self.window_per_worker * max(1, self.max_workers)))
 
         def refill() -> None:  # called with ``lock`` held
-            while not state["stopped"] and not state["exhausted"] and state["inflight"] < target:
+            while not state["stopped"] and not state["exhausted"] and state["inflight"] < self._window(window):
                 try:
                     item = next(source)
                 except StopIteration:
