@@ -679,10 +679,10 @@ def _type_column(original: str, name: str, cells: pa.Array) -> tuple[pa.Field, p
             return pa.field(name, pa.float64()), pc.cast(cells, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-    elif kind[0] == "Gregorian" and len(cells) < _GREG_VECTOR_ROWS and not cells.null_count:
-        # A sweep's usual epoch column, every cell filled: straight to the loop, without the compute calls below.
-        texts = cells.to_pylist()
-        stamps = _parse_gregorian_rows(texts, None) if all(texts) else None
+    elif kind[0] == "Gregorian" and not cells.null_count:
+        # A sweep's usual epoch column, every cell an epoch, without the compute calls below (a blank cell fails
+        # this parse and is then handled there).
+        stamps = _parse_gregorian(cells)
         if stamps is not None:
             return _epoch_field(name, *kind), stamps
     nonempty = pc.not_equal(cells, "")
