@@ -258,7 +258,8 @@ def test_run_over_timeout_fails_and_the_others_finish(leo, tmp_path, client):
 
 
 def test_workers_joining_later_are_checked_before_they_get_runs(leo, tmp_path, caplog):
-    grid = {"TOF": [86400 + i for i in range(30)]}
+    # ~8 s of runs for one worker: the sweep must still be going when the newcomers have started.
+    grid = {"TOF": [3 * 86400 + i for i in range(40)]}
     out = tmp_path / "out"
     with local_cluster(1) as cluster, distributed.Client(cluster, set_as_default=False) as c:
         with DaskPool(c) as pool:
@@ -278,7 +279,7 @@ def test_workers_joining_later_are_checked_before_they_get_runs(leo, tmp_path, c
                 thread.join(120)
             assert not thread.is_alive() and "error" not in box, box
     used = {e["worker"] for e in entries(sweep)}
-    assert sweep.counts()["ok"] == 30
+    assert sweep.counts()["ok"] == 40
     assert odd not in used and bare not in used
     assert used - first, "the worker that joined mid-sweep got no runs"
     said = [r.getMessage() for r in caplog.records]

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from .engine import EngineError, get_engine
+from .gmat import kernels
 from .gmat import report as reports
 from .gmat.script import COLLECT_REPORT, PreparedScript, ScriptError, load_script, materialize, prepare
 from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
@@ -152,10 +153,18 @@ def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: _RunLog, ou
         return False, None, fields, {}
     with _working_directory(spec.script.directory):
         report_settings = _redirect_outputs(api, out_dir)
+        _slim_kernels(api)
         ran = _run_mission(api)
     if not ran:
         outcome.error = _gmat_error(log.text(), prepared, as_run, spec.script.path, "the mission run failed")
     return ran, report_settings, fields, _read_fields(api, fields) if ran else {}
+
+
+def _slim_kernels(api: Any) -> None:
+    try:
+        kernels.use_slim_kernels(api)
+    except Exception:  # noqa: BLE001 - the copies only save time: without them GMAT reads its own files
+        pass
 
 
 def _load_with_collect(api: Any, spec: RunSpec, log: _RunLog, collect_path: str) -> tuple[Any, Any, list[str]]:
