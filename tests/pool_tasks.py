@@ -33,3 +33,17 @@ class Unreadable:
 
 def unreadable() -> Unreadable:
     return Unreadable()
+
+
+def temp_folders() -> tuple[str, str, str]:
+    """Where this worker's temporary files go, GMAT's runtime folder and gmat-sweep's scratch folder (both made
+    now)."""
+    import tempfile
+
+    from gmatpy import _runtime
+
+    from gmat_sweep import worker
+    from gmat_sweep.engine import get_engine
+
+    get_engine("embedded")
+    return tempfile.gettempdir(), _runtime._directory.name, worker._process_scratch()

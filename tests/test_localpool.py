@@ -10,7 +10,7 @@ import time
 import pytest
 
 from gmat_sweep.backends import LocalPool, Pool, WorkerLost
-from pool_tasks import crash, pid_after, unreadable
+from pool_tasks import crash, pid_after, temp_folders, unreadable
 
 
 def test_results_come_back_from_separate_processes():
@@ -60,6 +60,24 @@ def test_kill_9_of_a_busy_worker():
             pool.result(futures[0]) if futures[0].exception(timeout=20) else None
         assert futures[1].result(timeout=20) != victim
         assert pool.result(pool.submit(pid_after, 0)) != victim  # the replacement works
+
+
+def test_workers_temporary_files_are_removed_with_the_pool_even_after_a_kill_9():
+    import tempfile
+
+    with LocalPool(max_workers=1) as pool:
+        tmp, gmat_runtime, scratch = pool.result(pool.submit(temp_folders))
+        assert os.path.dirname(tmp) == tempfile.gettempdir() and tmp != tempfile.gettempdir()
+        assert gmat_runtime.startswith(tmp + os.sep) and scratch.startswith(tmp + os.sep)
+        running = pool.submit(pid_after, 30)
+        deadline = time.time() + 20
+        while not pool.busy_pids() and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(pool.busy_pids()[0], signal.SIGKILL)  # no atexit handler of that process runs
+        with pytest.raises(WorkerLost):
+            running.result(timeout=20)
+        assert os.path.isdir(gmat_runtime)
+    assert not os.path.exists(tmp)
 
 
 def test_timeout_kills_the_run_and_the_pool_goes_on():

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import pathlib
+import subprocess
+import sys
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -192,3 +195,11 @@ def test_run_one_never_raises_even_on_a_malformed_spec(tmp_path):
 def test_validate_accepts_good_overrides_without_running(leo, tmp_path):
     validate(leo, {"Sat.SMA": 7100.0, "TOF": 60, "Gains": [1, 2, 3]}, collect=["Sat.Earth.SMA"])
     assert not any(p.suffix == ".txt" for p in leo.parent.iterdir())
+
+
+def test_a_process_removes_its_scratch_folder_when_it_exits():
+    code = "from gmat_sweep import worker; print(worker._process_scratch())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    scratch = done.stdout.strip()
+    assert os.path.basename(scratch).startswith("gmat-sweep-") and not os.path.exists(scratch)

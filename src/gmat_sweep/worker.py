@@ -7,6 +7,7 @@ directory) comes back as a ``failed`` outcome carrying GMAT's own words, so one 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import os
@@ -258,6 +259,7 @@ def _process_scratch() -> str:
     global _scratch
     if _scratch is None or not os.path.isdir(_scratch):
         _scratch = tempfile.mkdtemp(prefix=f"gmat-sweep-{os.getpid()}-")
+        atexit.register(shutil.rmtree, _scratch, True)
     return _scratch
 
 

@@ -4,6 +4,8 @@ GMAT is process-global and a bad script can crash the process that runs it, so e
 process that does one task at a time. The pool watches every worker: when one dies (segfault, kill -9, the
 out-of-memory killer) or overruns the per-run ``timeout``, only the task it was running fails, with ``WorkerLost``,
 and a fresh process takes its place. Workers are spawned, never forked, because GMAT cannot be used after fork.
+Their temporary files (GMAT's runtime folder, the scripts each run executes) go into one folder of the pool's,
+removed when the pool closes: a worker that is killed cannot clean up after itself.
 
 A worker whose last task took under ``PREFETCH_BELOW`` seconds is sent its next task while it still runs the
 current one, so it starts the next the moment it finishes instead of waiting a pipe round trip for the driver
@@ -19,11 +21,14 @@ import concurrent.futures
 import functools
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
@@ -53,8 +58,9 @@ def _die_with_parent() -> None:
             pass
 
 
-def _worker_main(conn: Connection, claim: Any, counters: Any) -> None:
+def _worker_main(conn: Connection, claim: Any, counters: Any, tmp: str) -> None:
     _die_with_parent()
+    tempfile.tempdir = os.environ["TMPDIR"] = tmp  # before GMAT starts and makes its runtime folder
     # Ctrl-C in a terminal reaches the whole process group: the driver handles it and stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn.send_bytes(_READY)  # per-run timeouts start only once a process is up, not while it is being spawned
@@ -120,12 +126,12 @@ def _start_failure(exc: BaseException) -> str:
 
 
 class _Worker:
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, tmp: str) -> None:
         self.conn, child = ctx.Pipe()
         self.claim = ctx.Lock()
         self.counters = ctx.RawArray("q", 2)
         self.sent = 0  # tasks sent to this process
-        self.process = ctx.Process(target=_worker_main, args=(child, self.claim, self.counters), daemon=True,
+        self.process = ctx.Process(target=_worker_main, args=(child, self.claim, self.counters, tmp), daemon=True,
                                    name="gmat-sweep-worker")
         self.process.start()
         child.close()
@@ -204,6 +210,9 @@ class LocalPool(Pool):
         self._broken: BaseException | None = None
         self._start_failures = 0
         self.replaced = 0  # how many workers died and were replaced, for reports and tests
+        self._tmp = tempfile.mkdtemp(prefix="gmat-sweep-pool-")
+        # Also when the pool is never closed: at garbage collection or when the interpreter exits.
+        self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, True)
         self._thread = threading.Thread(target=self._loop, name="gmat-sweep-localpool", daemon=True)
         self._thread.start()
 
@@ -313,6 +322,7 @@ class LocalPool(Pool):
             # One taken back from a dead worker is marked running and cannot be cancelled.
             if not future.cancel() and not future.done():
                 future.set_exception(WorkerLost("the pool was closed before this task started"))
+        self._remove_tmp()
 
     # ----------------------------------------------------------------------------------- dispatch
 
@@ -371,7 +381,7 @@ class LocalPool(Pool):
                 # An idle worker first, then a new process, and only then a busy worker's next task.
                 worker = next((w for w in self._workers if w.ready and not w.tasks), None)
                 if worker is None and len(self._workers) < self._n:
-                    self._workers.append(_Worker(self._ctx))
+                    self._workers.append(_Worker(self._ctx, self._tmp))
                     continue
                 worker = worker or next((w for w in self._workers if w.can_take(task)), None)
                 if worker is None:
