@@ -5,7 +5,9 @@
 The raw-engine limit is ``workers / per-run engine time`` (see common.py): bare gmatpy LoadScript + RunScript loops
 on the same mission, as many at once as there are workers, in processes started once and measured on demand.
 ``run_one`` loops (gmat-sweep's per-run work without any pool: the as-run script, the run's log, the ReportFile
-converted to Parquet) are measured the same way, to show what is the pool's and what is the per-run work's.
+converted to Parquet) are measured the same way, to show what is the pool's and what is the per-run work's. They
+are faster than the bare loops: a gmat-sweep run gives GMAT comment-free copies of its SPICE text kernels to read
+(gmat_sweep/gmat/kernels.py), which saves more than the per-run work costs.
 
 Each sweep is a full ``Sweep.run`` (preflight, manifest fsync per run, files under out/runs/<id>/) of ``--runs``
 missions on ``--workers`` single-threaded workers: a LocalPool and a DaskPool on a LocalCluster (return mode, the
