@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 
 import pandas as pd
@@ -182,6 +183,8 @@ def test_worker_killed_mid_sweep_is_survived_and_resume_finishes(leo, tmp_path):
     out = tmp_path / "out"
     with DaskPool(n_workers=2) as pool:
         pids = pool.client.run(os.getpid)
+        tmp = set(pool.client.run(tempfile.gettempdir).values())  # where the workers' temporary files go
+        assert len(tmp) == 1 and os.path.basename(next(iter(tmp))).startswith("gmat-sweep-cluster-"), tmp
         sweep = Sweep(leo, grid=grid, out=out)
         thread, box = run_in_thread(sweep, pool)
         wait_for_entries(out, 2)
@@ -190,7 +193,9 @@ def test_worker_killed_mid_sweep_is_survived_and_resume_finishes(leo, tmp_path):
         thread.join(120)
         assert not thread.is_alive(), "the sweep hung after a worker was killed"
         assert "error" not in box, box.get("error")
+        assert os.listdir(next(iter(tmp)))  # the killed worker's among them
     assert not running(victim)
+    assert not os.path.exists(next(iter(tmp)))  # gone with the cluster, the killed worker's files too
     counts = sweep.refresh().counts()
     assert counts["missing"] == 0 and counts["ok"] + counts["failed"] == 14
     for entry in entries(sweep):  # whatever Dask could not reschedule says why

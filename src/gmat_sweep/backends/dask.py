@@ -48,6 +48,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
@@ -301,6 +302,7 @@ class DaskPool(Pool):
             client.close()
         if self._cluster is not None:
             self._cluster.close()
+            self._cluster.gmat_sweep_tmp()
 
     # ------------------------------------------------------------------------------ running
 
@@ -465,10 +467,14 @@ def _local_cluster(n_workers: int | None) -> tuple[Any, Any]:
 
     from ..dask_config import CLUSTER
 
+    # The workers' temporary files (GMAT's runtime folder, the scripts runs execute) go into one folder, removed
+    # with the cluster: a worker its nanny kills cannot clean up after itself.
+    tmp = tempfile.mkdtemp(prefix="gmat-sweep-cluster-")
     # The nannies hand this config to the worker processes they start (see dask_config for each setting's why).
     with dask.config.set(CLUSTER):
         cluster = distributed.LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                                           processes=True, dashboard_address=":0")
+                                           processes=True, dashboard_address=":0", env={"TMPDIR": tmp})
+    cluster.gmat_sweep_tmp = weakref.finalize(cluster, shutil.rmtree, tmp, True)  # also at interpreter exit
     logger.info("started a LocalCluster of %d workers; dashboard: %s", len(cluster.workers), cluster.dashboard_link)
     return cluster, distributed.Client(cluster, set_as_default=False)
 
