@@ -19,6 +19,7 @@ from gmat_sweep import RunSpec, load_script, run_one
 from gmat_sweep.engine import get_engine
 from gmat_sweep.gmat import kernels
 from gmat_sweep.gmat.kernels import data_only, slim_copy
+from gmat_sweep.gmat.script import list_items
 
 # Prints {path: {variable: [type, values]}} for each kernel path given, each loaded alone into a cleared pool.
 POOL = r"""
@@ -77,8 +78,7 @@ def default_text_kernels() -> list[str]:
         solar_system = api.Moderator.Instance().GetDefaultSolarSystem()
         found = [solar_system.GetField("PCKFilename")]
         for name in solar_system.GetBodiesInUse():
-            listed = solar_system.GetBody(name).GetField("FrameSpiceKernelName").strip("{}")
-            found += [k.strip() for k in listed.split(",") if k.strip()]
+            found += list_items(solar_system.GetBody(name).GetField("FrameSpiceKernelName"))
     return found
 
 

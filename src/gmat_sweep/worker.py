@@ -24,7 +24,8 @@ import pyarrow as pa
 from .engine import EngineError, get_engine
 from .gmat import kernels
 from .gmat import report as reports
-from .gmat.script import COLLECT_REPORT, PreparedScript, ScriptError, load_script, materialize, prepare
+from .gmat.script import (COLLECT_REPORT, PreparedScript, ScriptError, list_items, load_script, materialize,
+                          prepare)
 from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
 
 LOG_NAME = "gmat.log"
@@ -425,7 +426,7 @@ def _convert_reports(settings: Mapping[str, Mapping[str, str]], out_dir: str, ou
         try:
             table = reports.parse_report(
                 path,
-                columns=_gmat_list(setting["Add"]) or None,
+                columns=list_items(setting["Add"]) or None,
                 fixed_width=setting["FixedWidth"].lower() == "true",
                 delimiter=setting["Delimiter"].strip("'") or " ",
                 header=setting["WriteHeaders"].lower() in ("true", "on"),
@@ -440,11 +441,6 @@ def _convert_reports(settings: Mapping[str, Mapping[str, str]], out_dir: str, ou
             continue
         os.remove(path)
         outcome.outputs[name] = target
-
-
-def _gmat_list(text: str) -> list[str]:
-    text = text.strip().strip("{}").strip()
-    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def _read_collected(path: str, names: Sequence[str], fields: Sequence[str], field_values: Mapping[str, Any],

@@ -21,6 +21,8 @@ import stat
 import tempfile
 from typing import Any
 
+from .script import list_items
+
 ENV = "GMAT_SWEEP_SLIM_KERNELS"
 _BEGINDATA = b"\\begindata"
 _BEGINTEXT = b"\\begintext"
@@ -137,8 +139,7 @@ def use_slim_kernels(api: Any) -> None:
         solar_system.SetField("PCKFilename", copy)
     for name in solar_system.GetBodiesInUse():
         body = solar_system.GetBody(name)
-        listed = body.GetField("FrameSpiceKernelName")
-        kernels = [k.strip() for k in listed.strip().strip("{}").split(",") if k.strip()]
+        kernels = list_items(body.GetField("FrameSpiceKernelName"))
         copies = [slim_copy(k) if os.path.isabs(k) else None for k in kernels]
         if any(copies):
             body.SetField("FrameSpiceKernelName",

@@ -161,6 +161,12 @@ def gmat_literal(value: Any, path: str = "value") -> str:
     )
 
 
+def list_items(text: str) -> list[str]:
+    """The items of a list field as GMAT's ``GetField`` gives it: ``{a, b}`` -> ``["a", "b"]``."""
+    text = text.strip().strip("{}").strip()
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def gregorian(value: _dt.datetime) -> str:
     """GMAT's Gregorian format, ``01 Jan 2026 12:00:00.000``; naive datetimes are taken as UTC."""
     if value.tzinfo is not None:
