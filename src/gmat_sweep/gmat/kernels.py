@@ -100,8 +100,10 @@ def _make_copy(path: str) -> str | None:
     except OSError:
         return None
     slim = data_only(text)
-    folder = _folder() if slim is not None else None
-    if slim is None or folder is None:
+    if slim is None:
+        return None
+    folder = _folder()
+    if folder is None:
         return None
     # Named by content: every process and every sweep of this user shares one copy of each kernel.
     name, ext = os.path.splitext(os.path.basename(path))
