@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -349,3 +350,115 @@ def test_a_cluster_without_the_dask_operator_says_how_to_install_it(tmp_path, k8
         with pytest.raises(KubernetesPoolError, match="operator is not running"):
             kube_pool(1, wait_timeout=3)
         assert not crds.objects("daskclusters") and not crds.objects("daskworkergroups")
+
+
+# ------------------------------------------------------------------------------ adaptive scaling (the operator's)
+# The Dask operator's autoscaler runs for real: its 5 s timer asks the scheduler Pod's HTTP API for the adaptive
+# target through the scheduler Service (routed by the emulated node), patches the worker group, and the operator turns
+# that into worker Deployments and Pods, retiring workers through the same API before it deletes their Pods.
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "kubernetes.md"
+# A run propagates the same orbit for TOF seconds: ~3 simulated days make a run of about a second of GMAT work,
+# long enough for a Pod to be busy when the autoscaler retires it; the backlog outlasts the growth to 4 Pods.
+ADAPT_TOFS = [86400 * 3 + 60 * i for i in range(48)]
+EMULATED = {"scheduler_service_type": "LoadBalancer", "resources": {"requests": {"memory": "512Mi"}},
+            "wait_timeout": 60}
+
+
+def run_in_thread_target(fn):
+    """Call ``fn`` in a thread; its error lands in ``box``."""
+    box: dict = {}
+
+    def target():
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def docs_adapt_example() -> str:
+    """The adapt example of docs/kubernetes.md, section 9: the test runs exactly this."""
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
+    [block] = [b for b in blocks if "pool.adapt(minimum=1, maximum=4)" in b]
+    return block
+
+
+def ready_worker_pods(kube: EmulatedKubernetes, name: str) -> list[str]:
+    return [p["metadata"]["name"] for p in kube.worker_pods(name)
+            if p.get("status", {}).get("phase") == "Running"
+            and any(c.get("type") == "Ready" and c.get("status") == "True" for c in p["status"].get("conditions", []))]
+
+
+def worker_replicas(kube: EmulatedKubernetes, name: str) -> int | None:
+    """The worker count the DaskWorkerGroup asks for (None once the cluster is deleted)."""
+    groups = kube.objects("daskworkergroups", label_selector=f"dask.org/cluster-name={name}")
+    return groups[0]["spec"]["worker"]["replicas"] if groups else None
+
+
+def runs_moved_by_retirement(dask_scheduler) -> int:
+    """Runs the scheduler took back from a worker it retired (to start them again on another)."""
+    return len({t[0] for t in dask_scheduler.transition_log
+                if str(t[0]).startswith("gmat-sweep-runs") and t[1] == "processing" and "retire-workers" in t[4]})
+
+
+def check_trajectories(df, tofs: list[int]) -> None:
+    """The table a correct sweep gives: every run propagates the same orbit from the same state, so all its report
+    rows but the last lie on the longest run's trajectory (same steps, same numbers) and the last is at TOF."""
+    import pandas as pd
+
+    columns = ["Sat.ElapsedSecs", "Sat.Earth.SMA", "Sat.Earth.ECC"]
+    assert set(df["status"]) == {"ok"}
+    runs = {run_id: frame.droplevel(0) for run_id, frame in df.groupby(level="run_id")}
+    assert sorted(runs) == list(range(len(tofs)))
+    reference = runs[max(runs, key=lambda r: tofs[r])][columns]
+    for run_id, frame in runs.items():
+        assert (frame["TOF"] == tofs[run_id]).all()
+        assert frame["Sat.ElapsedSecs"].iloc[-1] == pytest.approx(tofs[run_id], abs=1e-5)
+        body = frame[columns].iloc[:-1]
+        assert len(body) > 100
+        pd.testing.assert_frame_equal(body, reference.iloc[:len(body)])
+
+
+@pytest.mark.timeout(400)
+def test_adapt_grows_with_the_backlog_and_shrinking_loses_no_run(leo, tmp_path, _kube_clusters, k8s_emulator):
+    _kube_clusters.close()
+    out = tmp_path / "adapt"
+    ns = {"IMAGE": IMAGE, "options": dict(EMULATED), "script": str(leo), "grid": {"TOF": ADAPT_TOFS},
+          "out": str(out)}
+    looked_up = len(k8s_emulator.routed)
+    thread, box = run_in_thread_target(lambda: exec(docs_adapt_example(), ns))
+    pool = wait_for(lambda: ns.get("pool") or "error" in box, 90, "the example's KubernetesPool")
+    assert "error" not in box, box
+    name = pool.name
+
+    # One worker Pod becomes 4 while the backlog lasts, and the sweep's runs spread over them as they join.
+    wait_for(lambda: len(ready_worker_pods(k8s_emulator, name)) == 4 or not thread.is_alive(), 120,
+             "the autoscaler to grow the cluster to 4 worker Pods")
+    assert worker_replicas(k8s_emulator, name) == 4
+    wait_for(lambda: pool.max_workers == 4, 60, "the pool to let the 4 workers in")
+    wait_for(lambda: sum(bool(keys) for keys in pool.client.processing().values()) == 4, 60, "runs on 4 workers")
+    assert finished_runs(out) < len(ADAPT_TOFS), "the backlog drained before the cluster grew: use longer runs"
+    # The operator asked the scheduler over its HTTP API, through the Service's dashboard port: never by Dask RPC.
+    lookups = k8s_emulator.routed[looked_up:]
+    assert (k8s_emulator.namespace, f"{name}-scheduler", "http-dashboard") in lookups
+    assert not [lookup for lookup in lookups if lookup[2] != "http-dashboard"], lookups
+
+    # A lower maximum while every Pod is busy: the operator retires busy workers and deletes their Pods.
+    pool.adapt(minimum=1, maximum=2)
+    wait_for(lambda: (worker_replicas(k8s_emulator, name) or 4) < 4, 60, "the autoscaler's first step down")
+    assert finished_runs(out) < len(ADAPT_TOFS), "the backlog drained before the scale-down: use longer runs"
+    wait_for(lambda: len(ready_worker_pods(k8s_emulator, name)) <= 3 and len(
+        k8s_emulator.worker_pods(name)) <= 3, 60, "a worker Pod to be removed")
+    moved = pool.client.run_on_scheduler(runs_moved_by_retirement)
+    assert moved >= 1  # a retired worker had runs: they ran again elsewhere
+
+    thread.join(300)
+    assert not thread.is_alive() and "error" not in box, box
+    check_trajectories(ns["df"], ADAPT_TOFS)  # nothing lost, nothing wrong, after Pods were removed mid-run
+    assert not k8s_emulator.cluster_objects(name)["daskclusters"]
+    k8s_emulator.wait_for_cluster_gone(name, timeout=30)  # the DaskAutoscaler too (adopted by the cluster)
+    assert not k8s_emulator.errors

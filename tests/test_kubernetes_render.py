@@ -263,7 +263,7 @@ def test_driver_rbac_is_exact_and_namespaced():
         {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskworkergroups"],
          "verbs": ["get", "list", "create", "patch", "delete"]},
         {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskautoscalers"],
-         "verbs": ["create", "patch", "delete"]},
+         "verbs": ["get", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["get", "create"]},

@@ -45,6 +45,12 @@ DEFAULT_MOUNT = "/shared"
 SHARED_ENV = "GMAT_SWEEP_SHARED"
 # GMAT holds the GIL for a whole mission, so a busy worker cannot answer heartbeats: the scheduler must not drop it.
 WORKER_TTL_ENV = env_name("distributed.scheduler.worker-ttl")
+# The Dask operator's autoscaler asks the scheduler for its adaptive target, and retires workers before a scale-down,
+# over the scheduler's HTTP API (/api/v1 on the dashboard port). Dask does not serve that API by default, and the
+# operator's fallback, Dask RPC from the operator's own Dask version, may fail in "unexpected ways" (its words) when
+# the versions differ. The API adds nothing to what the comm port already allows anyone who reaches the scheduler.
+HTTP_ROUTES_ENV = env_name("distributed.scheduler.http.routes")
+SCHEDULER_API_ROUTE = "distributed.http.scheduler.api"
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
 WORKER_DASHBOARD_PORT = 8788
@@ -310,13 +316,24 @@ def cluster_spec(name: str, image: str, n_workers: int, *, resources: Mapping[st
         pod_spec.update(options)
         if claim:
             pod_spec["volumes"] = _volumes(claim)
-    # Dask settings for GMAT (see dask_config), unless the caller's env sets them.
-    for role, settings in (("worker", QUIET), ("scheduler", CLUSTER)):
+    # Dask settings for GMAT (see dask_config) and the operator's autoscaler, unless the caller's env sets them.
+    for role, settings in (("worker", QUIET), ("scheduler", {**CLUSTER, **_scheduler_http()})):
         container = spec["spec"][role]["spec"]["containers"][0]
         given = {item["name"] for item in container["env"]}
         container["env"] = container["env"] + [{"name": name, "value": value}
                                                for name, value in dask_env(settings).items() if name not in given]
     return spec
+
+
+def _scheduler_http() -> dict[str, Any]:
+    """Dask's default scheduler HTTP routes plus its ``/api/v1`` (what the operator's autoscaler calls)."""
+    import dask
+    import distributed  # noqa: F401 - loads the distributed.* defaults into dask.config
+
+    routes = list(dask.config.get("distributed.scheduler.http.routes"))
+    if SCHEDULER_API_ROUTE not in routes:
+        routes.append(SCHEDULER_API_ROUTE)
+    return {"distributed.scheduler.http.routes": routes}
 
 
 # --------------------------------------------------------------------------------- other manifests
@@ -353,7 +370,10 @@ def pvc(claim: str, size: str = "10Gi", storage_class: str | None = None, access
 #   create() on start, delete() on close.
 # - daskworkergroups: get()/exists() (status watch, scale), scale() PATCHes spec.worker.replicas,
 #   add_worker_group() creates, delete_worker_group() deletes.
-# - daskautoscalers: scale() deletes one; adapt() PATCHes it or, if missing, creates it (never reads one).
+# - daskautoscalers: scale() deletes one (KubernetesPool.scale then GETs it until it is gone: the operator's timer
+#   holds a finalizer on it); adapt() PATCHes it or, if missing, creates it.
+# The operator's own ServiceAccount (its Helm chart) does the rest of autoscaling: it patches daskworkergroups and
+# creates/deletes the worker Deployments. `kubectl scale daskworkergroup` (the scale subresource) is not used here.
 # - pods: Pod.get() by label selector (LIST) and ready() (GET); get_logs() and a failed start read pods/log.
 # - services: Service.get() (LIST by name) and ready() (GET, then LIST pods by the service's selector).
 # - pods/portforward: ClusterIP scheduler from outside the cluster. kr8s opens a websocket, an HTTP GET that
@@ -367,7 +387,7 @@ DRIVER_RULES: list[dict] = [
     {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskworkergroups"],
      "verbs": ["get", "list", "create", "patch", "delete"]},
     {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskautoscalers"],
-     "verbs": ["create", "patch", "delete"]},
+     "verbs": ["get", "create", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["get", "create"]},

@@ -9,11 +9,14 @@ Pieces (see /work/shared/k8s-emulation-notes.md for why each exists):
   RBAC for the kubeconfig's user (the driver): ``deny(("create", "daskclusters"))`` answers such requests with
   the API server's own 403 Status, and SelfSubjectAccessReviews from the same rules.
 - ``OperatorThread``: the real dask-kubernetes controller under ``kopf.operator`` in a thread, logged in with
-  an ``@kopf.on.login`` handler that points it at the emulator.
+  an ``@kopf.on.login`` handler that points it at the emulator. Its lookups of the scheduler Service (the
+  autoscaler's HTTP queries of ``/api/v1/adaptive_target`` and ``/api/v1/retire_workers``, its Dask RPC) are
+  answered by the node's Service routing instead of cluster DNS (the one operator internal replaced).
 - ``EmulatedNode``: the controllers Kubernetes itself would run, polled every 0.25 s: Deployments -> Pods,
   garbage collection by ownerReferences, LoadBalancer ingress 127.0.0.1, and a kubelet that runs each
   container's command as a local process group (under ``podinit.py``), marks Pods Running/Ready by their
-  readiness probes, and kills the group when the Pod is deleted. Images in ``unpullable_images`` are never
+  readiness probes, and kills the group when the Pod is deleted; and a kube-proxy (``route``): a Service's named
+  port -> the port a Ready Pod behind it really listens on. Images in ``unpullable_images`` are never
   pulled: their Pods stay Pending in ImagePullBackOff, as with a wrong tag or a missing pull secret.
 - ``EmulatedKubernetes``: starts and stops all of it; test helpers (list objects, delete a Pod and wait for
   its processes to die).
@@ -343,18 +346,31 @@ def _install_login(url: str) -> None:
         _login["registered"] = True
 
 
-async def _loopback_scheduler_address(service_name: str, namespace: str, port_name: str = "tcp-comm",
-                                      **_: Any) -> str:
-    # The operator resolves in-cluster DNS and falls back to a port-forward the emulator cannot serve.
-    port = {"tcp-comm": SCHEDULER_PORTS[0], "http-dashboard": SCHEDULER_PORTS[1]}[port_name]
-    return f"tcp://{LOOPBACK}:{port}"
+def _service_address(route: Callable[[str, str, str], Any]) -> Callable[..., Any]:
+    """The operator's ``get_scheduler_address``, answered by the emulated Service routing (``route``).
+
+    In a cluster the operator reaches ``<service>.<namespace>:<port>`` through cluster DNS and the Service's
+    endpoints; here nothing resolves those names, and the operator's fallback, a port-forward, would block its event
+    loop. This is the one operator internal the emulation replaces: the same answer a real cluster gives
+    (``tcp://host:port`` of the Pod behind the Service's named port), from the emulated Service and its Pods.
+    """
+    async def get_scheduler_address(service_name: str, namespace: str, port_name: str = "tcp-comm",
+                                    **_: Any) -> str:
+        host, port = await route(namespace, service_name, port_name)
+        return f"tcp://{host}:{port}"
+
+    return get_scheduler_address
 
 
 class OperatorThread:
-    """The real dask-kubernetes operator (kopf), standalone and cluster-wide, in a daemon thread."""
+    """The real dask-kubernetes operator (kopf), standalone and cluster-wide, in a daemon thread.
 
-    def __init__(self, url: str) -> None:
+    ``route(namespace, service, port_name) -> (host, port)`` answers its lookups of the scheduler Service.
+    """
+
+    def __init__(self, url: str, route: Callable[[str, str, str], Any]) -> None:
         self.url = url
+        self.route = route
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -366,7 +382,7 @@ class OperatorThread:
 
         _install_login(self.url)
         self._original_address = controller.get_scheduler_address
-        controller.get_scheduler_address = _loopback_scheduler_address
+        controller.get_scheduler_address = _service_address(self.route)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.1):
@@ -626,6 +642,49 @@ class EmulatedNode:
                                     {"status": status})
                 run.last_status = status
 
+    # -- kube-proxy
+    def route(self, namespace: str, service: str, port_name: str) -> tuple[str, int]:
+        """Where a connection to one named port of a Service lands: a Ready Pod behind its selector.
+
+        All Pods share 127.0.0.1, so a Pod whose declared port was taken by some other process listens elsewhere:
+        the endpoint is the port its processes really listen on. A Service without Ready Pods gives its own port,
+        where the connection is refused, as a Service without endpoints refuses it.
+        """
+        svc = next((obj for _, ns, name, obj in self.snapshot("services") if ns == namespace and name == service),
+                   None)
+        if svc is None:
+            raise LookupError(f"no Service {namespace}/{service}")
+        spec = svc.get("spec") or {}
+        # The operator's own rule (networking._get_port): the port named like the Service or like port_name.
+        matching = [p for p in spec.get("ports") or [] if p.get("name") in (service, port_name)]
+        if len(matching) != 1:
+            raise LookupError(f"Service {namespace}/{service} has no single port named {port_name!r}")
+        target = matching[0].get("targetPort", matching[0]["port"])
+        selector = spec.get("selector") or {}
+        for _, ns, _, pod in self.snapshot("pods"):
+            meta = pod["metadata"]
+            labels = meta.get("labels") or {}
+            if ns != namespace or meta.get("deletionTimestamp") or not _condition(pod, "Ready") or \
+                    any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            run = self.runs.get(meta["uid"])
+            for container in pod.get("spec", {}).get("containers") or []:
+                declared = {p.get("name"): int(p["containerPort"]) for p in container.get("ports") or []}
+                port = declared.get(target) if isinstance(target, str) else int(target)
+                if port is None:
+                    continue
+                running = next((c for c in run.containers if c.name == container["name"]), None) if run else None
+                return LOOPBACK, self._listening(running, port, set(declared.values())) if running else port
+        return LOOPBACK, int(matching[0]["port"])
+
+    @staticmethod
+    def _listening(container: ContainerRun, port: int, declared: set[int]) -> int:
+        own = _listening_ports(_group_pids(container.proc.pid))
+        if port in own:
+            return port
+        moved = own - declared  # the one port it listens on instead (a Dask server moves to a free port)
+        return moved.pop() if len(moved) == 1 else port
+
     def _loopback(self, text: str, services: list[str]) -> str:
         """What the Pod network gives: cluster DNS names and 0.0.0.0 become 127.0.0.1 on this machine."""
         text = text.replace("0.0.0.0", LOOPBACK)
@@ -833,6 +892,7 @@ class EmulatedKubernetes:
         self.dask_crds = dask_crds
         self.run_operator = operator and dask_crds  # without its CRDs the operator has nothing to watch
         self.unpullable_images: set[str] = set()  # add an image here and its Pods stay in ImagePullBackOff
+        self.routed: list[tuple[str, str, str]] = []  # the operator's lookups of Services: (namespace, name, port)
         self.pythonpath = [str(p) for p in pythonpath or []]
         self.logs_dir = self.workdir / "logs"
         self.shared_dir = self.workdir / "shared"  # what a PersistentVolumeClaim mounted in tests points at
@@ -879,7 +939,7 @@ class EmulatedKubernetes:
             "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "tester",
                                                           "namespace": self.namespace}}]}))
         if self.run_operator:
-            self.operator = OperatorThread(self.url)
+            self.operator = OperatorThread(self.url, self.route_async)
             self.operator.start(timeout)
 
     def _serve(self) -> None:
@@ -938,6 +998,16 @@ class EmulatedKubernetes:
         finally:
             self.api.denied = previous
 
+    async def route_async(self, namespace: str, service: str, port_name: str) -> tuple[str, int]:
+        """:meth:`EmulatedNode.route` from any thread's event loop (the operator's); every lookup is recorded in
+        ``routed`` as ``(namespace, service, port_name)``."""
+        self.routed.append((namespace, service, port_name))
+
+        async def on_loop() -> tuple[str, int]:
+            return self.node.route(namespace, service, port_name)
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(on_loop(), self._loop))
+
     # -- helpers for tests (thread-safe: they run on the emulator's loop)
     def call(self, fn: Callable[[], Any], timeout: float = 10) -> Any:
         async def wrapper() -> Any:
@@ -963,6 +1033,9 @@ class EmulatedKubernetes:
                  for plural in ("deployments", "pods", "services", "daskworkergroups")}
         found["daskclusters"] = [o["metadata"]["name"] for o in self.objects("daskclusters")
                                  if o["metadata"]["name"] == cluster_name]
+        # KubeCluster.adapt() labels its DaskAutoscaler nowhere: it names the cluster in its spec.
+        found["daskautoscalers"] = [o["metadata"]["name"] for o in self.objects("daskautoscalers")
+                                    if (o.get("spec") or {}).get("cluster") == cluster_name]
         return found
 
     def worker_pods(self, cluster_name: str) -> list[dict]:

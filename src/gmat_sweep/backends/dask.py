@@ -140,6 +140,19 @@ class DaskPool(Pool):
     def client(self) -> Any:
         return self._client
 
+    def adapt(self, minimum: int, maximum: int) -> None:
+        """Refused: this pool talks to a scheduler, not to whatever made its cluster (KubernetesPool can adapt).
+
+        >>> DaskPool(address="tcp://sma-scheduler:8786").adapt(1, 4)  # doctest: +SKIP
+        DaskPoolError: this pool cannot adapt the Dask cluster at tcp://...
+        """
+        raise DaskPoolError(
+            f"this pool cannot adapt the Dask cluster at {self.address}: it only talks to its scheduler, and nothing "
+            "of it asks for workers. Adapt where the cluster is made: KubernetesPool(...).adapt(minimum, maximum) "
+            "with the Dask operator, cluster.adapt(...) on your own Dask cluster object; a cluster of plain "
+            "Deployments (gmat-sweep k8s render --no-operator) has no autoscaler: kubectl scale "
+            "deployment/NAME-worker --replicas=N")
+
     # ------------------------------------------------------------------------------ preflight
 
     def prepare(self, context: dict[str, Any]) -> None:
@@ -280,8 +293,10 @@ class DaskPool(Pool):
             try:
                 return future.result(timeout=1.0)
             except (distributed.TimeoutError, TimeoutError):
-                if future.status in ("error", "finished"):
+                if future.status == "error":
                     raise  # the task's own error
+                # Finished but not here yet: its worker is busy with the next mission, and GMAT holds that worker's
+                # GIL until the mission ends, so the value comes then (or the task runs again if the worker dies).
                 idle_since = self._check_alive(idle_since)
 
     def close(self) -> None:
@@ -330,7 +345,7 @@ class DaskPool(Pool):
 
         def refill() -> None:
             nonlocal exhausted
-            target = window or max(1, math.ceil(self.window_per_worker * max(1, self.max_workers)))
+            target = window or self._in_flight()
             while retry and len(inflight) < target:
                 launch([retry.popleft()], single=True)
             while not exhausted and len(inflight) < target:
@@ -383,6 +398,10 @@ class DaskPool(Pool):
         finally:
             for future in inflight:
                 future.cancel()
+
+    def _in_flight(self) -> int:
+        """How many tasks to keep submitted: ``window_per_worker`` per usable worker now."""
+        return max(1, math.ceil(self.window_per_worker * max(1, self.max_workers)))
 
     def _batch_size(self) -> int:
         if self.batch_size:

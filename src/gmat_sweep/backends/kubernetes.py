@@ -33,6 +33,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -62,6 +63,17 @@ START_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
 #: ... and, for a driver outside the cluster, reaching a ClusterIP scheduler through a port-forward.
 PORT_FORWARD_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     ("get", "", "pods/portforward"), ("create", "", "pods/portforward"))
+#: ... to resize it (KubeCluster.adapt patches the DaskAutoscaler or creates it; scale() deletes it and patches the
+#: worker group, after reading both).
+ADAPT_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("patch", DASK_GROUP, "daskautoscalers"), ("create", DASK_GROUP, "daskautoscalers"))
+SCALE_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("get", DASK_GROUP, "daskautoscalers"), ("delete", DASK_GROUP, "daskautoscalers"),
+    ("get", DASK_GROUP, "daskworkergroups"), ("patch", DASK_GROUP, "daskworkergroups"))
+# The scheduler's guess for a task it has not timed yet (distributed.scheduler.unknown-task-duration), and a floor
+# that bounds how many tasks an adaptive sweep keeps submitted.
+_UNKNOWN_RUN = 0.5
+_SHORTEST_TASK = 0.25
 # Waiting reasons after which a container never starts by itself (a plain ErrImagePull may be a registry hiccup).
 _PULL_FAILURES = frozenset({"ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
 _CLEANUP_WAIT = 60.0
@@ -112,6 +124,7 @@ class KubernetesPool(DaskPool):
                  image_pull_secrets: Sequence[str] | None = None, batch_size: int | None = None,
                  timeout: float | None = None, worker_wait: float | None = None) -> None:
         self._kube_closed = True  # nothing to delete until the cluster exists
+        self._adapting: tuple[int, int] | None = None  # (minimum, maximum) while the operator adapts the cluster
         name = cluster_name() if name is None else name
         if namespace is not None:
             manifests._check_label(namespace, "namespace")
@@ -157,14 +170,50 @@ class KubernetesPool(DaskPool):
     # ------------------------------------------------------------------------------ resizing
 
     def scale(self, n: int) -> None:
-        """Ask for ``n`` worker Pods now (ends adaptive scaling); a running sweep uses them as they join."""
-        with _explained(self.namespace, self.name):
-            self.cluster.scale(n)
+        """Ask for ``n`` worker Pods now and end adaptive scaling; a running sweep uses them as they join.
 
-    def adapt(self, minimum: int | None = None, maximum: int | None = None) -> None:
-        """Let the operator grow and shrink the worker Pods between ``minimum`` and ``maximum`` with the load."""
+        >>> pool.scale(8)  # doctest: +SKIP
+        """
+        manifests._check_count(n, "number of workers")
         with _explained(self.namespace, self.name):
+            self.cluster.sync(_check_resize, self.namespace, SCALE_PERMISSIONS, f"scale({n})")
+            # The operator patches the worker count from its autoscaler's timer: let that stop before setting ours.
+            self.cluster.sync(_end_adaptivity, self.name, self.namespace, min(self.wait_timeout, _CLEANUP_WAIT))
+            self.cluster.scale(n)
+        self._adapting = None
+
+    def adapt(self, minimum: int, maximum: int) -> None:
+        """Let the Dask operator grow and shrink the worker Pods between ``minimum`` and ``maximum`` with the load.
+
+        The operator asks the scheduler every 5 s how many workers its tasks need, then patches the worker count
+        (at most a quarter fewer per step, 15 s apart); while adapting, the pool keeps enough runs submitted for the
+        scheduler to see the backlog. ``scale(n)`` ends it.
+
+        >>> pool.adapt(minimum=1, maximum=16)  # doctest: +SKIP
+        """
+        _check_bounds(minimum, maximum)
+        with _explained(self.namespace, self.name):
+            self.cluster.sync(_check_resize, self.namespace, ADAPT_PERMISSIONS,
+                              f"adapt(minimum={minimum}, maximum={maximum})")
             self.cluster.adapt(minimum=minimum, maximum=maximum)
+        self._adapting = (minimum, maximum)
+
+    def _in_flight(self) -> int:
+        """While adapting: enough runs submitted for the scheduler to ask for ``maximum`` workers.
+
+        The operator sizes the cluster by the scheduler's adaptive target, the workers that would finish the tasks
+        the scheduler holds within ``distributed.adaptive.target-duration``, and never more than those tasks. A
+        window of two tasks per worker hides the backlog, so the cluster would only double at each step."""
+        window = super()._in_flight()
+        if self._adapting is None:
+            return window
+        import dask
+        from dask.utils import parse_timedelta
+
+        maximum = self._adapting[1]
+        target = parse_timedelta(dask.config.get("distributed.adaptive.target-duration"))
+        per_task = max(_SHORTEST_TASK, (self._mean_run or _UNKNOWN_RUN) * self._batch_size())
+        return max(window, math.ceil(self.window_per_worker * maximum), math.ceil(maximum * target / per_task))
 
     # ------------------------------------------------------------------------------ Pool interface
 
@@ -485,6 +534,64 @@ def _sigint_held(give_up: Any) -> Iterator[None]:
             previous(signal.SIGINT, None)
         elif previous != signal.SIG_IGN:
             raise KeyboardInterrupt
+
+
+# -------------------------------------------------------------------------------------------- resizing
+
+
+def _check_bounds(minimum: int, maximum: int) -> None:
+    for what, value in (("minimum", minimum), ("maximum", maximum)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"adapt: {what}={value!r} is not a number of worker Pods: give a whole number >= 0, "
+                             "e.g. adapt(minimum=1, maximum=16)")
+    if maximum < 1:
+        raise ValueError("adapt: maximum=0 leaves the sweep without a worker: give maximum >= 1 (minimum=0 lets "
+                         "an idle cluster shrink to no worker Pods)")
+    if minimum > maximum:
+        raise ValueError(f"adapt: minimum={minimum} is above maximum={maximum}: give minimum <= maximum, e.g. "
+                         f"adapt(minimum={maximum}, maximum={minimum})")
+
+
+async def _check_resize(namespace: str, wanted: tuple[tuple[str, str, str], ...], what: str) -> None:
+    """Before changing anything: may this identity do every request of the resize?"""
+    import kr8s
+
+    api = await kr8s.asyncio.api()
+    answers = await asyncio.gather(*(_can_i(api, namespace, *permission) for permission in wanted))
+    missing = [permission for permission, allowed in zip(wanted, answers) if allowed is False]
+    if missing:
+        listed = ", ".join(f"{verb} {_qualified(resource, group)}" for verb, group, resource in missing)
+        raise KubernetesPoolError(
+            f"your Kubernetes identity may not {listed} in namespace {namespace!r}, which {what} needs, so nothing "
+            f"was changed. {_grant_advice(namespace)}. Check with: {_can_i_command(*missing[0], namespace)}")
+
+
+async def _end_adaptivity(name: str, namespace: str, timeout: float) -> None:
+    """Delete the cluster's DaskAutoscaler, if any, and wait until it is gone.
+
+    The operator's timer holds a finalizer on it and releases it once the timer has stopped, so after this no
+    autoscaler step can overwrite the worker count that follows. An operator that never releases it (not running)
+    cannot patch anything either: then this gives up waiting after ``timeout`` seconds."""
+    import kr8s
+
+    api = await kr8s.asyncio.api()
+
+    async def gone(method: str) -> bool:
+        async with api.call_api(method, version=f"{DASK_GROUP}/v1", url=f"daskautoscalers/{name}",
+                                namespace=namespace, raise_for_status=False) as resp:
+            if resp.status_code >= 400 and resp.status_code != 404:  # explained by _explain, like KubeCluster's
+                raise kr8s.ServerError(resp.text, status=_status(resp.text), response=resp)
+            return resp.status_code == 404
+
+    if await gone("DELETE"):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await gone("GET"):
+            return
+        await asyncio.sleep(0.25)
+    logger.warning("the DaskAutoscaler %s in namespace %s was not gone %g s after its deletion (is the Dask operator "
+                   "running?); scaling anyway", name, namespace, timeout)
 
 
 # -------------------------------------------------------------------------------------------- checks
