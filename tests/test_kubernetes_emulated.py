@@ -145,6 +145,19 @@ def test_manual_manifests_run_without_the_operator(_kube_clusters, k8s_emulator)
             assert names == {p["metadata"]["name"] for p in k8s_emulator.worker_pods("manual")}
             results = client.gather(client.map(pid_after, range(20), delay=0.05, pure=False))
             assert len({pid for pid, _ in results}) == N_WORKERS
+            # No operator, no autoscaler: a pool on this scheduler cannot adapt, says so, and changes nothing.
+            from gmat_sweep.backends.dask import DaskPool, DaskPoolError
+
+            pool = DaskPool(client=client)
+            with pytest.raises(DaskPoolError, match=r"cannot adapt the Dask cluster at tcp://127\.0\.0\.1:8786.*"
+                                                    r"kubectl scale deployment/NAME-worker --replicas=N$"):
+                pool.adapt(1, 4)
+            pool.close()
+            assert not k8s_emulator.objects("daskautoscalers")
+            [worker_deployment] = [d for d in k8s_emulator.objects("deployments")
+                                   if d["metadata"]["name"] == "manual-worker"]
+            assert worker_deployment["spec"]["replicas"] == N_WORKERS
+            assert len(client.scheduler_info()["workers"]) == N_WORKERS
             k8s_emulator.patch("deployments", "manual-worker", {"spec": {"replicas": 1}})
             wait_for(lambda: len(client.scheduler_info()["workers"]) == 1, 30, "the scale-down to one worker")
             assert client.submit(pid_after, 7, pure=False).result(timeout=30)[1] == 49
@@ -461,4 +474,62 @@ def test_adapt_grows_with_the_backlog_and_shrinking_loses_no_run(leo, tmp_path, 
     check_trajectories(ns["df"], ADAPT_TOFS)  # nothing lost, nothing wrong, after Pods were removed mid-run
     assert not k8s_emulator.cluster_objects(name)["daskclusters"]
     k8s_emulator.wait_for_cluster_gone(name, timeout=30)  # the DaskAutoscaler too (adopted by the cluster)
+    assert not k8s_emulator.errors
+
+
+@pytest.mark.timeout(300)
+def test_adapt_shrinks_an_idle_cluster_to_its_minimum_and_scale_ends_it(leo, tmp_path, _kube_clusters, k8s_emulator):
+    from gmat_sweep import Sweep
+    from gmat_sweep.backends.kubernetes import KubernetesPoolError
+    from gmat_sweep.kubernetes import DRIVER_RULES
+
+    _kube_clusters.close()
+    # The driver may do exactly what the Role of 'gmat-sweep k8s render' grants, nothing more.
+    with k8s_emulator.grant_only(DRIVER_RULES), kube_pool(3) as pool:
+        name = pool.name
+        wait_for(lambda: len(ready_worker_pods(k8s_emulator, name)) == 3, 60, "3 worker Pods")
+
+        # Bad bounds: one line, before anything is asked of the cluster; nothing created, nothing resized.
+        for bounds, message in [((3, 1), r"adapt: minimum=3 is above maximum=1: give minimum <= maximum"),
+                                ((-1, 2), r"adapt: minimum=-1 is not a number of worker Pods"),
+                                ((1, -2), r"adapt: maximum=-2 is not a number of worker Pods"),
+                                ((0, 0), r"adapt: maximum=0 leaves the sweep without a worker"),
+                                ((1.5, 4), r"adapt: minimum=1\.5 is not a number of worker Pods")]:
+            with pytest.raises(ValueError, match=message) as info:
+                pool.adapt(*bounds)
+            assert "\n" not in str(info.value)
+        with pytest.raises(ValueError, match="invalid number of workers -1"):
+            pool.scale(-1)
+        # A permission missing: named before anything is created.
+        with k8s_emulator.deny(("create", "daskautoscalers")), \
+                pytest.raises(KubernetesPoolError, match=r"may not create daskautoscalers\.kubernetes\.dask\.org in "
+                                                         r"namespace 'default', which adapt\(minimum=1, maximum=3\) "
+                                                         r"needs, so nothing was changed.*k8s render"):
+            pool.adapt(minimum=1, maximum=3)
+        assert not k8s_emulator.cluster_objects(name)["daskautoscalers"]
+        assert worker_replicas(k8s_emulator, name) == 3 and len(k8s_emulator.worker_pods(name)) == 3
+
+        # After a sweep the cluster shrinks, a quarter at most per step, to its minimum.
+        pool.adapt(minimum=1, maximum=3)
+        assert k8s_emulator.cluster_objects(name)["daskautoscalers"] == [name]
+        Sweep(leo, grid={"TOF": [86400 + 60 * i for i in range(6)]}, out=tmp_path / "first").run(pool, progress=False)
+        wait_for(lambda: worker_replicas(k8s_emulator, name) == 1 and len(k8s_emulator.worker_pods(name)) == 1, 90,
+                 "the autoscaler to shrink the idle cluster to its minimum")
+
+        # scale(n) ends adaptivity: the DaskAutoscaler is gone, and a backlog no longer grows the cluster.
+        pool.scale(2)
+        assert not k8s_emulator.cluster_objects(name)["daskautoscalers"]
+        wait_for(lambda: len(ready_worker_pods(k8s_emulator, name)) == 2, 60, "the second worker Pod")
+        tofs = [86400 * 3 + 60 * i for i in range(12)]
+        sweep = Sweep(leo, grid={"TOF": tofs}, out=tmp_path / "second")
+        thread, box = run_in_thread(sweep, pool)
+        seen = set()
+        while thread.is_alive():  # more than one autoscaler interval (5 s) of backlog
+            seen |= {worker_replicas(k8s_emulator, name), len(k8s_emulator.worker_pods(name))}
+            thread.join(0.5)
+        assert "error" not in box, box
+        assert seen == {2}
+        assert sweep.refresh().counts() == {"ok": len(tofs), "failed": 0, "missing": 0}
+    assert not k8s_emulator.cluster_objects(name)["daskclusters"]
+    k8s_emulator.wait_for_cluster_gone(name, timeout=30)
     assert not k8s_emulator.errors

@@ -521,6 +521,34 @@ def test_dask_processes_are_quiet_unless_the_user_set_otherwise():
         assert (k8s.WORKER_TTL_ENV in env) == (role == "scheduler")
 
 
+def test_the_scheduler_serves_the_http_api_the_operator_autoscales_with():
+    import dask
+    import distributed  # noqa: F401 - its defaults
+
+    defaults = dask.config.get("distributed.scheduler.http.routes")
+    assert "distributed.http.scheduler.api" not in defaults  # what the spec must add
+    spec = k8s.cluster_spec("auto", IMAGE, 1)
+    scheduler, worker = ({e["name"]: e["value"] for e in spec["spec"][role]["spec"]["containers"][0]["env"]}
+                         for role in ("scheduler", "worker"))
+    # Dask parses the variable back into the list: its own routes, then /api/v1 (adaptive_target, retire_workers).
+    routes = dask.config.collect_env({k8s.HTTP_ROUTES_ENV: scheduler[k8s.HTTP_ROUTES_ENV]})
+    assert routes == {"distributed": {"scheduler": {"http": {"routes": [*defaults,
+                                                                        "distributed.http.scheduler.api"]}}}}
+    assert k8s.HTTP_ROUTES_ENV not in worker
+    own = k8s.cluster_spec("auto", IMAGE, 1, env={k8s.HTTP_ROUTES_ENV: "['distributed.http.health']"})
+    env = own["spec"]["scheduler"]["spec"]["containers"][0]["env"]
+    assert [e["value"] for e in env if e["name"] == k8s.HTTP_ROUTES_ENV] == ["['distributed.http.health']"]
+
+
+def test_the_driver_role_grants_what_resizing_asks_for():
+    from gmat_sweep.backends.kubernetes import ADAPT_PERMISSIONS, SCALE_PERMISSIONS, START_PERMISSIONS
+
+    granted = {(group, resource, verb) for rule in k8s.DRIVER_RULES for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    for verb, group, resource in START_PERMISSIONS + ADAPT_PERMISSIONS + SCALE_PERMISSIONS:
+        assert (group, resource, verb) in granted
+
+
 # ------------------------------------------------------------------- gmat-sweep run --backend kubernetes: usage
 
 

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 DRIVER_TOKEN = "emulated-driver-token"
+OPERATOR_TOKEN = "emulated-operator-token"  # not one of the API server's users: may do anything
 REQUEST_HISTORY = 50
 DRIVER_USER = "system:serviceaccount:default:gmat-sweep-driver"
 SCHEDULER_PORTS = (8786, 8787)
@@ -206,7 +207,7 @@ class DaskKubernetesEmulator(kmock.KubernetesEmulator):
 
     RBAC, as far as tests need it: a request that carries the bearer token of one of ``users`` is that user's,
     and is refused with a real 403 Status when its (verb, resource) is in ``denied`` (``"pods/log"`` names a
-    subresource); everyone else (the operator, the node) may do anything. SelfSubjectAccessReviews answer from
+    subresource) or, while ``granted`` is set, when no (group, resource, verb) of it matches; everyone else (the operator, the node) may do anything. SelfSubjectAccessReviews answer from
     the same rules. ``dask_crds=False`` serves no ``kubernetes.dask.org`` resources: a cluster without the
     Dask operator's CRDs.
     """
@@ -215,6 +216,8 @@ class DaskKubernetesEmulator(kmock.KubernetesEmulator):
     dask_crds: bool = True
     users: dict[str, str] = attrs.field(factory=dict)  # bearer token -> user name
     denied: frozenset[tuple[str, str]] = attrs.field(default=frozenset())  # (verb, resource) refused to users
+    # When set, users may do only these (API group, resource, verb): the rules of a Role bound to them.
+    granted: frozenset[tuple[str, str, str]] | None = None
     unserved: list[str] = attrs.field(factory=list, init=False)  # requests for endpoints it does not emulate
     _resource_version: int = attrs.field(default=0, init=False)
     _in_flight: set[int] = attrs.field(factory=set, init=False)
@@ -241,14 +244,16 @@ class DaskKubernetesEmulator(kmock.KubernetesEmulator):
         auth = request.headers.get("Authorization") or request.headers.get("authorization") or ""
         return self.users.get(auth.removeprefix("Bearer ").strip()) if auth.startswith("Bearer ") else None
 
-    def _allowed(self, user: str | None, verb: str, resource: str) -> bool:
-        return user is None or (verb, resource) not in self.denied
+    def _allowed(self, user: str | None, verb: str, resource: str, group: str = "") -> bool:
+        if user is None:
+            return True
+        return (verb, resource) not in self.denied and (self.granted is None or (group, resource, verb) in self.granted)
 
     def _access_review(self, request: kmock.Request, user: str | None) -> aiohttp.web.Response:
         review = request.data if isinstance(request.data, dict) else {}
         asked = (review.get("spec") or {}).get("resourceAttributes") or {}
         resource = asked.get("resource", "") + (f"/{asked['subresource']}" if asked.get("subresource") else "")
-        allowed = self._allowed(user, asked.get("verb", ""), resource)
+        allowed = self._allowed(user, asked.get("verb", ""), resource, asked.get("group", ""))
         status = {"allowed": allowed} if allowed else {"allowed": False, "denied": False, "reason": ""}
         return aiohttp.web.json_response({**review, "status": status}, status=201)
 
@@ -271,7 +276,7 @@ class DaskKubernetesEmulator(kmock.KubernetesEmulator):
                 return self._access_review(request, user)
             resource = (request.resource.plural or "") + (f"/{request.subresource}" if request.subresource else "")
             verb = request_verb(request.method.value, request.name, request.params)
-            if request.resource.plural and not self._allowed(user, verb, resource):
+            if request.resource.plural and not self._allowed(user, verb, resource, request.resource.group or ""):
                 return aiohttp.web.json_response(
                     forbidden_status(user, verb, request.resource.group, resource, request.namespace,
                                      request.name), status=403)
@@ -331,6 +336,7 @@ class DaskKubernetesEmulator(kmock.KubernetesEmulator):
 
 
 # ------------------------------------------------------------------------------------------- operator
+_OPERATOR_CLIENTS: set[str] = set()  # kr8s' keys ("thread.loop") of the operator's clients: kept by reset_kr8s
 _login = {"url": None, "registered": False}
 
 
@@ -368,9 +374,11 @@ class OperatorThread:
     ``route(namespace, service, port_name) -> (host, port)`` answers its lookups of the scheduler Service.
     """
 
-    def __init__(self, url: str, route: Callable[[str, str, str], Any]) -> None:
+    def __init__(self, url: str, route: Callable[[str, str, str], Any], kubeconfig: Path | None = None) -> None:
         self.url = url
         self.route = route
+        self.kubeconfig = kubeconfig
+        self._client: Any = None
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -396,9 +404,18 @@ class OperatorThread:
 
         import dask_kubernetes.operator.controller  # noqa: F401  (registers the handlers with kopf)
 
+        async def main() -> None:
+            import kr8s
+
+            # The operator's own identity (its ServiceAccount in a cluster), not the driver's of KUBECONFIG: kr8s
+            # hands the first client of a thread's loop to every later kr8s.asyncio.api() call there.
+            if self.kubeconfig is not None:
+                self._client = await kr8s.asyncio.api(kubeconfig=str(self.kubeconfig))  # kr8s keeps weak refs
+                _OPERATOR_CLIENTS.add(f"{threading.get_ident()}.{id(asyncio.get_running_loop())}")
+            await kopf.operator(standalone=True, clusterwide=True, stop_flag=self._stop, ready_flag=self._ready)
+
         try:
-            asyncio.run(kopf.operator(standalone=True, clusterwide=True, stop_flag=self._stop,
-                                      ready_flag=self._ready))
+            asyncio.run(main())
         except BaseException as exc:  # noqa: BLE001 - reported by start()/stop()
             self.error = exc
 
@@ -939,7 +956,14 @@ class EmulatedKubernetes:
             "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "tester",
                                                           "namespace": self.namespace}}]}))
         if self.run_operator:
-            self.operator = OperatorThread(self.url, self.route_async)
+            operator_config = self.workdir / "operator-kubeconfig.yaml"
+            operator_config.write_text(yaml.safe_dump({
+                "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+                "clusters": [{"name": "emulated", "cluster": {"server": self.url}}],
+                "users": [{"name": "operator", "user": {"token": OPERATOR_TOKEN}}],
+                "contexts": [{"name": "operator", "context": {"cluster": "emulated", "user": "operator",
+                                                              "namespace": self.namespace}}]}))
+            self.operator = OperatorThread(self.url, self.route_async, operator_config)
             self.operator.start(timeout)
 
     def _serve(self) -> None:
@@ -1007,6 +1031,22 @@ class EmulatedKubernetes:
             return self.node.route(namespace, service, port_name)
 
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(on_loop(), self._loop))
+
+    @contextlib.contextmanager
+    def grant_only(self, rules: list[dict]) -> Iterator[None]:
+        """RBAC for the kubeconfig's user (the driver): allow exactly what these Role rules grant meanwhile.
+
+        >>> with kube.grant_only(gmat_sweep.kubernetes.DRIVER_RULES):  # doctest: +SKIP
+        ...     KubernetesPool(...)  # anything the rendered Role does not grant -> the API server's 403
+        """
+        granted = frozenset((group, resource, verb) for rule in rules for group in rule["apiGroups"]
+                            for resource in rule["resources"] for verb in rule["verbs"])
+        previous = self.api.granted
+        self.api.granted = granted
+        try:
+            yield
+        finally:
+            self.api.granted = previous
 
     # -- helpers for tests (thread-safe: they run on the emulator's loop)
     def call(self, fn: Callable[[], Any], timeout: float = 10) -> Any:
@@ -1126,11 +1166,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 def reset_kr8s() -> None:
-    """Forget kr8s' cached API clients, which remember the kubeconfig they were created with."""
+    """Forget kr8s' cached API clients, which remember the kubeconfig they were created with (not the operator's)."""
     with contextlib.suppress(ImportError, AttributeError):
         from kr8s._api import Api
 
-        Api._instances.clear()
+        for key in [k for k in Api._instances if k not in _OPERATOR_CLIENTS]:
+            del Api._instances[key]
 
 
 @contextlib.contextmanager
