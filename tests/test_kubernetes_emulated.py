@@ -371,11 +371,26 @@ def test_a_cluster_without_the_dask_operator_says_how_to_install_it(tmp_path, k8
 # that into worker Deployments and Pods, retiring workers through the same API before it deletes their Pods.
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "kubernetes.md"
-# A run propagates the same orbit for TOF seconds: ~3 simulated days make a run of about a second of GMAT work,
-# long enough for a Pod to be busy when the autoscaler retires it; the backlog outlasts the growth to 4 Pods.
-ADAPT_TOFS = [86400 * 3 + 60 * i for i in range(48)]
 EMULATED = {"scheduler_service_type": "LoadBalancer", "resources": {"requests": {"memory": "512Mi"}},
             "wait_timeout": 60}
+ADAPT_RUNS = 48
+
+
+def tofs_lasting(leo, tmp_path, seconds: float, n: int) -> list[int]:
+    """``n`` propagation durations (TOF overrides, a minute apart) whose runs take about ``seconds`` each here.
+
+    The operator's clock is fixed (a 5 s timer, 15 s between steps), so the backlog must be long in time, whatever
+    this machine's speed: one run of two simulated days on a LocalPool says how long a simulated day takes now."""
+    from gmat_sweep import Sweep
+    from gmat_sweep.backends.local import LocalPool
+
+    probe = Sweep(leo, grid={"TOF": [2 * 86400]}, out=tmp_path / "calibration")
+    with LocalPool(1) as pool:
+        probe.run(pool, progress=False)
+    [entry] = probe.manifest.entries.values()
+    per_day = max(entry["duration"] / 2, 1e-3)
+    days = max(1.0, seconds / per_day)
+    return [round(86400 * days) + 60 * i for i in range(n)]
 
 
 def run_in_thread_target(fn):
@@ -439,9 +454,10 @@ def check_trajectories(df, tofs: list[int]) -> None:
 @pytest.mark.timeout(400)
 def test_adapt_grows_with_the_backlog_and_shrinking_loses_no_run(leo, tmp_path, _kube_clusters, k8s_emulator):
     _kube_clusters.close()
+    # Runs of about a second: a Pod is busy when the autoscaler retires it, the backlog outlasts the growth.
+    tofs = tofs_lasting(leo, tmp_path, 1.0, ADAPT_RUNS)
     out = tmp_path / "adapt"
-    ns = {"IMAGE": IMAGE, "options": dict(EMULATED), "script": str(leo), "grid": {"TOF": ADAPT_TOFS},
-          "out": str(out)}
+    ns = {"IMAGE": IMAGE, "options": dict(EMULATED), "script": str(leo), "grid": {"TOF": tofs}, "out": str(out)}
     looked_up = len(k8s_emulator.routed)
     thread, box = run_in_thread_target(lambda: exec(docs_adapt_example(), ns))
     pool = wait_for(lambda: ns.get("pool") or "error" in box, 90, "the example's KubernetesPool")
@@ -454,7 +470,7 @@ def test_adapt_grows_with_the_backlog_and_shrinking_loses_no_run(leo, tmp_path, 
     assert worker_replicas(k8s_emulator, name) == 4
     wait_for(lambda: pool.max_workers == 4, 60, "the pool to let the 4 workers in")
     wait_for(lambda: sum(bool(keys) for keys in pool.client.processing().values()) == 4, 60, "runs on 4 workers")
-    assert finished_runs(out) < len(ADAPT_TOFS), "the backlog drained before the cluster grew: use longer runs"
+    assert finished_runs(out) < len(tofs), "the backlog drained before the cluster grew: use longer runs"
     # The operator asked the scheduler over its HTTP API, through the Service's dashboard port: never by Dask RPC.
     lookups = k8s_emulator.routed[looked_up:]
     assert (k8s_emulator.namespace, f"{name}-scheduler", "http-dashboard") in lookups
@@ -463,7 +479,7 @@ def test_adapt_grows_with_the_backlog_and_shrinking_loses_no_run(leo, tmp_path, 
     # A lower maximum while every Pod is busy: the operator retires busy workers and deletes their Pods.
     pool.adapt(minimum=1, maximum=2)
     wait_for(lambda: (worker_replicas(k8s_emulator, name) or 4) < 4, 60, "the autoscaler's first step down")
-    assert finished_runs(out) < len(ADAPT_TOFS), "the backlog drained before the scale-down: use longer runs"
+    assert finished_runs(out) < len(tofs), "the backlog drained before the scale-down: use longer runs"
     wait_for(lambda: len(ready_worker_pods(k8s_emulator, name)) <= 3 and len(
         k8s_emulator.worker_pods(name)) <= 3, 60, "a worker Pod to be removed")
     moved = pool.client.run_on_scheduler(runs_moved_by_retirement)
@@ -471,7 +487,7 @@ def test_adapt_grows_with_the_backlog_and_shrinking_loses_no_run(leo, tmp_path, 
 
     thread.join(300)
     assert not thread.is_alive() and "error" not in box, box
-    check_trajectories(ns["df"], ADAPT_TOFS)  # nothing lost, nothing wrong, after Pods were removed mid-run
+    check_trajectories(ns["df"], tofs)  # nothing lost, nothing wrong, after Pods were removed mid-run
     assert not k8s_emulator.cluster_objects(name)["daskclusters"]
     k8s_emulator.wait_for_cluster_gone(name, timeout=30)  # the DaskAutoscaler too (adopted by the cluster)
     assert not k8s_emulator.errors
@@ -484,6 +500,7 @@ def test_adapt_shrinks_an_idle_cluster_to_its_minimum_and_scale_ends_it(leo, tmp
     from gmat_sweep.kubernetes import DRIVER_RULES
 
     _kube_clusters.close()
+    tofs = tofs_lasting(leo, tmp_path, 1.0, 20)  # 20 runs of about a second: 10 s or so on 2 workers
     # The driver may do exactly what the Role of 'gmat-sweep k8s render' grants, nothing more.
     with k8s_emulator.grant_only(DRIVER_RULES), kube_pool(3) as pool:
         name = pool.name
@@ -520,15 +537,16 @@ def test_adapt_shrinks_an_idle_cluster_to_its_minimum_and_scale_ends_it(leo, tmp
         pool.scale(2)
         assert not k8s_emulator.cluster_objects(name)["daskautoscalers"]
         wait_for(lambda: len(ready_worker_pods(k8s_emulator, name)) == 2, 60, "the second worker Pod")
-        tofs = [86400 * 3 + 60 * i for i in range(12)]
         sweep = Sweep(leo, grid={"TOF": tofs}, out=tmp_path / "second")
         thread, box = run_in_thread(sweep, pool)
-        seen = set()
-        while thread.is_alive():  # more than one autoscaler interval (5 s) of backlog
+        seen, start = set(), time.monotonic()
+        while thread.is_alive():
             seen |= {worker_replicas(k8s_emulator, name), len(k8s_emulator.worker_pods(name))}
             thread.join(0.5)
         assert "error" not in box, box
         assert seen == {2}
+        # The check means something only if an autoscaler would have acted meanwhile (its timer runs every 5 s).
+        assert time.monotonic() - start > 6, "the backlog was too short to show anything: use longer runs"
         assert sweep.refresh().counts() == {"ok": len(tofs), "failed": 0, "missing": 0}
     assert not k8s_emulator.cluster_objects(name)["daskclusters"]
     k8s_emulator.wait_for_cluster_gone(name, timeout=30)

@@ -207,8 +207,8 @@ class DaskKubernetesEmulator(kmock.KubernetesEmulator):
 
     RBAC, as far as tests need it: a request that carries the bearer token of one of ``users`` is that user's,
     and is refused with a real 403 Status when its (verb, resource) is in ``denied`` (``"pods/log"`` names a
-    subresource) or, while ``granted`` is set, when no (group, resource, verb) of it matches; everyone else (the operator, the node) may do anything. SelfSubjectAccessReviews answer from
-    the same rules. ``dask_crds=False`` serves no ``kubernetes.dask.org`` resources: a cluster without the
+    subresource) or, while ``granted`` is set, when it is not one of those (group, resource, verb); everyone else
+    (the operator, the node) may do anything. SelfSubjectAccessReviews answer from the same rules. ``dask_crds=False`` serves no ``kubernetes.dask.org`` resources: a cluster without the
     Dask operator's CRDs.
     """
 
