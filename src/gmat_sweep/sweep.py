@@ -72,21 +72,30 @@ class Sweep:
     @classmethod
     def from_manifest(cls, path: str | os.PathLike[str]) -> Sweep:
         """Reopen a sweep from its out directory (or its manifest.jsonl) to resume it or read its results."""
-        manifest = read_manifest(path)
+        from . import archive
+
+        bundle = archive.unpack(path) if archive.is_bundle(path) else None
+        manifest = read_manifest(bundle[0] if bundle else path)
         header = manifest.header
         out = os.path.dirname(manifest.path)
         script = header["script"]["path"]
         saved = os.path.join(out, "script", os.path.basename(script))
-        try:
-            source = load_script(script)
-        except ScriptError:
-            source = _saved_source(out, header)
-            if source is None:
-                raise SweepError(f"the sweep's script {script} is gone and no copy is saved under {saved}; "
-                                 "restore the script to resume") from None
+        source = None
+        if not (bundle or os.path.exists(os.path.join(out, archive.SUMS))):  # a bundle holds the script as run
+            try:
+                source = load_script(script)
+            except ScriptError:
+                pass
+        source = source or archive.saved_source(out, header)
+        if source is None:
+            raise SweepError(f"the sweep's script {script} is gone and no copy is saved under {saved}; "
+                             "restore the script to resume")
         sweep = cls(script, out=out, collect=header.get("collect", []), engine=header.get("engine_choice"),
                     timeout=header.get("timeout"), _design=Design.from_dict(header["design"]), _source=source)
         sweep._manifest = manifest
+        if bundle:  # the unpacked copy lives as long as the Sweep (and the DataFrames that hold it)
+            sweep._tmp = bundle[1]
+            weakref.finalize(sweep, bundle[1].cleanup)
         return sweep
 
     # ------------------------------------------------------------------------------ running
@@ -309,6 +318,12 @@ class Sweep:
     def __repr__(self) -> str:
         return f"Sweep({self.source.path!r}, runs={len(self.design)}, out={self.out!r})"
 
+    def archive(self, path: str | os.PathLike[str], logs: bool = True) -> str:
+        """Write the sweep to one deterministic zip (see gmat_sweep.archive); ``s.archive("leo.zip")``."""
+        from .archive import archive
+
+        return archive(self, path, logs=logs)
+
 
 class _Handle:
     """Keeps a Sweep (and its temporary folder) alive from ``DataFrame.attrs`` without being deep-copied."""
@@ -377,14 +392,6 @@ def _write_payload(run_dir: str, outcome: RunOutcome) -> None:
         with open(os.path.join(run_dir, name), "wb") as handle:
             handle.write(data)
     outcome.payload = None
-
-
-def _saved_source(out: str, header: dict[str, Any]) -> ScriptSource | None:
-    path = os.path.join(out, "script", os.path.basename(header["script"]["path"]))
-    if not os.path.exists(path) or header["script"].get("includes"):
-        return None
-    source = load_script(path)
-    return ScriptSource(header["script"]["path"], source.text, {}, source.sha256)
 
 
 def _default_pool() -> Pool:
