@@ -18,6 +18,7 @@ from .sweep import Sweep, SweepError
 from .manifest import ManifestError
 from .design import DesignError
 from .api import sweep
+from .analysis.diff import diff
 
 __all__ = ["DesignError", "ManifestError", "RunOutcome", "RunSpec", "ScriptError", "ScriptSource", "Sweep",
-           "SweepError", "__version__", "load_script", "run_one", "sweep", "validate"]
+           "SweepError", "__version__", "diff", "load_script", "run_one", "sweep", "validate"]

@@ -1,0 +1,1 @@
+"""Functions of finished (or interrupted) sweeps, read through ``Sweep``; never of the engine."""
