@@ -318,6 +318,11 @@ class Sweep:
     def __repr__(self) -> str:
         return f"Sweep({self.source.path!r}, runs={len(self.design)}, out={self.out!r})"
 
+    def _repr_html_(self) -> str:
+        from .htmlreport import card
+
+        return card(self)
+
     def archive(self, path: str | os.PathLike[str], logs: bool = True) -> str:
         """Write the sweep to one deterministic zip (see gmat_sweep.archive); ``s.archive("leo.zip")``."""
         from .archive import archive
