@@ -371,6 +371,10 @@ def _add_optional_groups() -> None:
 
 
 _add_optional_groups()
+from .cli_view import VIEW_COMMANDS  # noqa: E402 - plot, report, archive, diff
+
+for _command in VIEW_COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()
