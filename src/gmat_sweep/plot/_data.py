@@ -132,6 +132,7 @@ class Columns:
 def error_key(message: str) -> str:
     """The part of GMAT's message that names the kind of failure: its first line, shortened."""
     first = (message or "failed").strip().splitlines()[0] if (message or "").strip() else "failed"
+    first = first.removeprefix("the mission run failed: ")  # every mission failure says it; the rest is GMAT's
     return first if len(first) <= 90 else first[:87] + "..."
 
 

@@ -96,6 +96,9 @@ def line(s: Any, x: str, y: str, report: str | None = None, reduce: str = "last"
     if len(bad):
         ax.scatter(bad["_x"], np.zeros(len(bad)), transform=ax.get_xaxis_transform(), marker="x",
                    color=FAILED_COLOUR, clip_on=False, label=f"not ok ({len(bad)})", zorder=3)
+        low, high = float(np.min(xs_all)), float(np.max(xs_all))  # autoscale ignores the marks along the axis
+        pad = 0.05 * (high - low or 1.0)
+        ax.set_xlim(low - pad, high + pad)
     _axis(ax, "x", x, xs_all, labels)
     ax.set_ylabel(_value_label(y, report, reduce))
     ax.grid(alpha=0.3)
