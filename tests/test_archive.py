@@ -59,7 +59,7 @@ def test_a_bundle_holds_the_script_manifest_every_runs_outputs_and_their_digests
     for run_id, entry in done.manifest.entries.items():
         for name in entry["files"] + list(entry["outputs"].values()):
             assert f"grid/runs/{run_id}/{name}" in names
-    assert f"grid/runs/0/gmat.log" in names and "grid/runs/0/Track.parquet" in names
+    assert "grid/runs/0/gmat.log" in names and "grid/runs/0/Track.parquet" in names
     listed = dict(reversed(line.split("  ", 1)) for line in members["grid/SHA256SUMS"].decode().splitlines())
     assert set(listed) == {n[len("grid/"):] for n in names} - {"SHA256SUMS"}
     for name, digest in listed.items():

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
-import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -46,7 +45,7 @@ def test_a_planted_value_change_is_found_in_its_run_and_column(pair, tmp_path):
     path = b / "runs" / "3" / "Track.parquet"
     table = pq.read_table(path).to_pandas()
     table.loc[17, "Sat.Earth.Altitude"] += 0.25
-    pq.write_table(__import__("pyarrow").Table.from_pandas(table, preserve_index=False), path)
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), path)
     result = gmat_sweep.diff(a, b, rtol=1e-9)
     assert not result.equal
     row = result.columns.set_index("column").loc["Sat.Earth.Altitude"]

@@ -172,7 +172,7 @@ def readme_text(sweep: Any, header: dict[str, Any], top: str, logs: bool) -> str
         "",
         "## Contents",
         "",
-        f"- `manifest.jsonl`: the sweep's record (header, then one line per finished run)",
+        "- `manifest.jsonl`: the sweep's record (header, then one line per finished run)",
         f"- `script/{script}`: the script exactly as run" + (", and `script/includes/`: its includes"
                                                                if header["script"].get("includes") else ""),
         "- `runs/<run_id>/`: each run's reports (Parquet) and other outputs" + ("" if logs else

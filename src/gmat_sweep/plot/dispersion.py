@@ -103,7 +103,8 @@ def convergence(s: Any, output: str, stats: Sequence[str] = STATS, report: str |
         table = _running_statistics(s, output, stats, report)
     missing = [c for stat in stats for c in (stat, f"{stat}_lo", f"{stat}_hi") if c not in table.columns]
     if missing:
-        raise PlotError(f"the convergence table lacks {', '.join(missing)}; it has {', '.join(map(str, table.columns))}")
+        raise PlotError(f"the convergence table lacks {', '.join(missing)}; it has "
+                        f"{', '.join(map(str, table.columns))}")
     fig = new_figure(6.4, 1.6 + 1.5 * len(stats))
     axes = fig.subplots(len(stats), 1, sharex=True, squeeze=False)[:, 0]
     n = table.index.to_numpy(float)

@@ -12,7 +12,7 @@ from matplotlib.colors import ListedColormap
 
 from ..records import FAILED
 from ..results import MISSING
-from ._data import Columns, PlotError, error_key, is_number, open_sweep, positions
+from ._data import Columns, PlotError, is_number, open_sweep, positions
 from ._figure import FAILED_COLOUR, MISSING_COLOUR, OK_COLOUR, Figure, new_figure, status_legend
 
 MAX_LINES = 12

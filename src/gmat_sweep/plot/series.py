@@ -6,7 +6,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ._data import Columns, PlotError, open_sweep, time_unit
 from ._figure import Figure, new_figure
