@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -39,7 +40,7 @@ class PageLoad:
     text: str = ""
 
 
-def load(path: str, width: int = 1100, timeout: float = 60.0) -> PageLoad:
+def load(path: str, width: int = 1100, timeout: float = 120.0) -> PageLoad:
     """Open ``path`` from disk in a fresh headless Chromium profile and report what the browser saw."""
     import websocket
 
@@ -48,7 +49,8 @@ def load(path: str, width: int = 1100, timeout: float = 60.0) -> PageLoad:
         raise FileNotFoundError("no Chromium on PATH (Debian: apt-get install chromium)")
     profile = tempfile.mkdtemp(prefix="gmat-sweep-chromium-")
     process = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},900",
-                                "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # its own process group: its helpers end with it
     try:
         port = _port(profile, process, timeout)
         target = _page_target(port, timeout)
@@ -58,13 +60,21 @@ def load(path: str, width: int = 1100, timeout: float = 60.0) -> PageLoad:
         finally:
             socket.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _port(profile: str, process: subprocess.Popen, timeout: float) -> int:
@@ -84,8 +94,11 @@ def _port(profile: str, process: subprocess.Popen, timeout: float) -> int:
 def _page_target(port: int, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
-            pages = [t for t in json.load(response) if t.get("type") == "page"]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
+                pages = [t for t in json.load(response) if t.get("type") == "page"]
+        except OSError:  # the port is announced a moment before it answers
+            pages = []
         if pages:
             return pages[0]["webSocketDebuggerUrl"]
         time.sleep(0.05)

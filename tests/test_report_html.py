@@ -120,6 +120,8 @@ def test_the_notebook_card(sweeps):
     assert "<img" not in card and "<script" not in card
     samples = sweeps["samples"]._repr_html_()
     assert "samples design, 16 runs" in samples and "(16 values)" in samples and "failures" not in samples
+    fresh = Sweep(s.source.path, grid={"Sat.SMA": [7000.0, 7100.0]}, out=s.out + "-fresh")
+    assert "grid design, 2 runs, not started" in fresh._repr_html_()
 
 
 def test_a_folder_that_is_not_a_sweep_is_refused(tmp_path):

@@ -13,7 +13,14 @@ STYLE = ("font-family:system-ui,sans-serif;font-size:13px;border:1px solid #ccc;
 
 def card(sweep: Any) -> str:
     """The card: counts, design kind and size, parameters and ranges, slowest runs, first failures, engine."""
-    facts = gather(sweep, slowest=3, failures=3)
+    from ..manifest import ManifestError
+
+    try:
+        facts = gather(sweep, slowest=3, failures=3)
+    except ManifestError:  # not started yet: nothing recorded to show
+        return (f'<div class="gmat-sweep-card" style="{STYLE}"><b>Sweep</b> of <code>{escape(sweep.source.path)}'
+                f"</code>: {escape(sweep.design.kind)} design, {len(sweep)} runs, not started "
+                f"(no manifest in <code>{escape(sweep.out)}</code>)</div>")
     parts = [f'<div class="gmat-sweep-card" style="{STYLE}">',
              f"<div><b>Sweep</b> of <code>{escape(script_name(facts))}</code>: {escape(facts.kind)} design, "
              f"{facts.runs} runs &middot; <code>{escape(facts.out)}</code></div>",
