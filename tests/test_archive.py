@@ -119,6 +119,10 @@ def test_archive_into_the_sweeps_own_folder_or_of_a_folder_that_is_no_sweep_is_r
         assert not os.path.exists(inside)
     with pytest.raises(ManifestError, match="does not hold a gmat-sweep sweep"):
         archive(tmp_path, tmp_path.parent / "x.zip")
+    with pytest.raises(ArchiveError, match="does not exist; create the folder"):
+        archive(done, tmp_path / "no" / "x.zip")
+    with pytest.raises(ArchiveError, match="with a .zip suffix"):
+        archive(done, tmp_path / "x.tar")
 
 
 def test_a_script_with_includes_travels_with_its_includes(tmp_path, pool):

@@ -46,6 +46,8 @@ def archive(sweep: Any, path: str | os.PathLike[str], logs: bool = True) -> str:
                            "(inside, it would be part of the sweep it archives)")
     if not target.endswith(".zip"):
         raise ArchiveError(f"{target}: name the bundle with a .zip suffix")
+    if not os.path.isdir(os.path.dirname(target)):
+        raise ArchiveError(f"{os.path.dirname(target)} does not exist; create the folder or write the bundle elsewhere")
     manifest = read_manifest(sweep.out)
     top = os.path.basename(out.rstrip(os.sep)) or "sweep"
     members = dict(_members(out, manifest.entries, logs))

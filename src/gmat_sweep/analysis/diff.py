@@ -8,6 +8,7 @@ are compared in seconds from the earliest epoch of that column in ``a``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +58,11 @@ class SweepDiff:
                      f"{len(differing)} differ beyond the tolerance")
         for _, row in self.columns.iterrows():
             mark = "DIFFERS" if row["differing"] else "ok     "
-            where = (f"max abs {row['max_abs']:.6g} (run {row['run_abs']}), max rel {row['max_rel']:.3g} "
-                     f"(run {row['run_rel']})") if pd.notna(row["max_abs"]) else \
-                (f"first difference in run {row['run_abs']}" if row["differing"] else "identical")
+            if pd.notna(row["max_abs"]) and row["max_abs"] > 0:
+                where = (f"max abs {row['max_abs']:.6g} (run {row['run_abs']}), max rel {row['max_rel']:.3g} "
+                         f"(run {row['run_rel']})")
+            else:
+                where = f"first difference in run {row['run_abs']}" if row["differing"] else "identical"
             count = f"  [{row['differing']} of {row['rows']} rows]" if row["differing"] else ""
             lines.append(f"  {mark} {row['report']}.{row['column']}: {where}{count}")
         lines.append("equal within tolerance" if self.equal else "NOT equal")
@@ -76,12 +79,14 @@ def diff(a: Any, b: Any, rtol: float = 1e-9, atol: float = 0.0) -> SweepDiff:
     """
     from ..sweep import Sweep
 
+    names = [x.out if isinstance(x, Sweep) else os.fspath(x) for x in (a, b)]  # a bundle by its own name
     a = a if isinstance(a, Sweep) else Sweep.from_manifest(a)
     b = b if isinstance(b, Sweep) else Sweep.from_manifest(b)
     problem = design_difference(a.design.to_dict(), b.design.to_dict())
     if problem:
-        raise DesignMismatch(f"{a.out} and {b.out} ran different designs: {problem}; compare sweeps of one design")
-    result = SweepDiff(a.out, b.out, rtol, atol)
+        raise DesignMismatch(f"{names[0]} and {names[1]} ran different designs: {problem}; compare sweeps of one "
+                             "design")
+    result = SweepDiff(names[0], names[1], rtol, atol)
     ea, eb = a.manifest.entries, b.manifest.entries
     result.only_in_a = sorted(set(ea) - set(eb))
     result.only_in_b = sorted(set(eb) - set(ea))
