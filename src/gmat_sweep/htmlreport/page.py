@@ -62,7 +62,7 @@ def render(sweep: Any, facts: Facts, columns: list[str] | None) -> str:
     if facts.failed_total:
         body += ["<h2>Failures</h2>", failures_html(facts, f"{facts.failed_total} failed runs, with GMAT's messages")]
     if len(facts.slowest):
-        body += ["<h2>Slowest runs</h2>", _table(facts.slowest.assign(duration=facts.slowest["duration"].round(4)))]
+        body += ["<h2>Slowest runs</h2>", _table(facts.slowest.assign(duration=facts.slowest["duration"].round(3)))]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width\"><title>{escape(title)}</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -82,6 +82,8 @@ def what_was_run(facts: Facts) -> str:
 
 def figures_for(sweep: Any, facts: Facts, columns: list[str] | None) -> tuple[list[tuple[str, str]], list[str]]:
     """The plots that fit the design's layout, as (caption, base64 PNG); a plot that cannot be drawn is a note."""
+    import gmat_sweep
+
     from .. import plot
     from ..plot._data import Columns
 
@@ -89,10 +91,8 @@ def figures_for(sweep: Any, facts: Facts, columns: list[str] | None) -> tuple[li
     outputs = columns or pick_outputs(sweep, table)
     params = [p for p in sweep.design.parameters if table.summary[p].astype(str).nunique() > 1]
     plans: list[tuple[str, Callable[[], Any]]] = []
-    if not outputs:
-        notes = ["no numeric output that varies between runs: give columns= (CLI: --column) to choose some"]
-    else:
-        notes = []
+    notes = [] if outputs else ["no numeric output that varies between runs: give columns= (CLI: --column) to "
+                                "choose some"]
     if facts.layout == "grid":
         for z in outputs:
             if len(params) == 2:
@@ -106,7 +106,7 @@ def figures_for(sweep: Any, facts: Facts, columns: list[str] | None) -> tuple[li
     for z in outputs:
         if table.find(z) is not None:
             plans.append((f"{z} over time across runs", lambda z=z: plot.band(sweep, z)))
-    if facts.layout == "dispersion" and outputs and callable(getattr(__import__("gmat_sweep"), "convergence", None)):
+    if facts.layout == "dispersion" and outputs and callable(getattr(gmat_sweep, "convergence", None)):
         plans += [(f"convergence of {z}", lambda z=z: plot.convergence(sweep, z)) for z in outputs[:1]]
     if any(c.endswith(".Latitude") for r in sweep.reports for c in table.report_columns(r)):
         plans.append(("ground tracks", lambda: plot.groundtrack(sweep)))
@@ -152,6 +152,10 @@ def _figure(caption: str, data: str) -> str:
 
 def _table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{escape(str(c))}</th>" for c in [frame.index.name or ""] + list(frame.columns))
-    rows = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in [i, *row]) + "</tr>"
+    rows = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in [i, *row]) + "</tr>"
                    for i, row in frame.iterrows())
     return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.8g}" if isinstance(value, float) else str(value)
