@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := dask,kubernetes,slurm,plot,test
+EXTRAS := dask,kubernetes,slurm,plot,spice,test
 
 .PHONY: demo test bench clean venv
 

@@ -15,7 +15,8 @@ from .sweep import Sweep
 def sweep(script: str | os.PathLike[str], grid: Mapping[str, Sequence[Any]] | None = None, samples: Any = None,
           backend: Pool | None = None, out: str | os.PathLike[str] | None = None,
           collect: Sequence[str] | None = None, progress: bool = True, *, engine: str | None = None,
-          timeout: float | None = None, allow_changed_script: bool = False) -> pd.DataFrame:
+          timeout: float | None = None, allow_changed_script: bool = False, require_converged: bool = False,
+          postprocess: str | None = None) -> pd.DataFrame:
     """Run ``script`` once per row of the design and return every run's report rows in one DataFrame.
 
     ``grid`` maps GMAT paths to value lists (a full factorial, last parameter fastest, run ids 0..N-1);
@@ -26,10 +27,13 @@ def sweep(script: str | os.PathLike[str], grid: Mapping[str, Sequence[Any]] | No
 
     With ``out=None`` the runs live in a temporary folder removed when the Sweep object is garbage collected.
     Calling again with the same ``out`` and the same design continues that sweep; a different sweep there is
-    refused. ``backend`` defaults to a :class:`~gmat_sweep.backends.LocalPool` with one worker per core.
+    refused. ``require_converged=True`` records a run whose targeter did not converge as failed (by default it
+    is ok with a warning). ``postprocess="package.module:function"`` is called on the worker after each run (see
+    :mod:`gmat_sweep.outputs.hooks`). ``backend`` defaults to a :class:`~gmat_sweep.backends.LocalPool` with one worker per core.
 
     >>> df = sweep("leo.script", grid={"Sat.SMA": [7000.0, 7100.0]}, collect=["Sat.Earth.ECC"])
     """
-    run = Sweep(script, grid=grid, samples=samples, out=out, collect=collect, engine=engine, timeout=timeout)
+    run = Sweep(script, grid=grid, samples=samples, out=out, collect=collect, engine=engine, timeout=timeout,
+                require_converged=require_converged, postprocess=postprocess)
     run.run(backend, progress=progress, allow_changed_script=allow_changed_script)
     return run.results()

@@ -150,9 +150,13 @@ _KUBERNETES_ONLY = ("image", "claim", "mount", "namespace", "allow_unpinned")
 @click.option("--engine", default=None, help="'embedded' (default) or a GMAT install folder (or set GMAT_ROOT).")
 @click.option("--fsync-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Group manifest fsyncs for very large sweeps (a crash may then rerun the last group).")
+@click.option("--require-converged", is_flag=True, help="Record runs whose targeter did not converge as failed.")
+@click.option("--postprocess", default=None, metavar="MODULE:FUNCTION",
+              help="Call this function on the worker after each run (see docs/outputs.md).")
 @_backend_options
 def run(script: str, grids: Sequence[str], samples: str | None, collect: Sequence[str], out: str,
-        engine: str | None, fsync_every: int, **backend: Any) -> None:
+        engine: str | None, fsync_every: int, require_converged: bool, postprocess: str | None,
+        **backend: Any) -> None:
     """Run SCRIPT once per point of the grid (or row of --samples) into --out."""
     from .sweep import Sweep
 
@@ -167,7 +171,8 @@ def run(script: str, grids: Sequence[str], samples: str | None, collect: Sequenc
         raise click.UsageError("nothing to sweep: give --grid PATH=VALUES (repeatable) or --samples FILE")
     with _user_errors():
         sweep = Sweep(script, grid=grid or None, samples=table, out=out, collect=list(collect), engine=engine,
-                      timeout=backend["timeout"], fsync_every=fsync_every)
+                      timeout=backend["timeout"], fsync_every=fsync_every, require_converged=require_converged,
+                      postprocess=postprocess)
     _execute(lambda pool: sweep.run(pool, progress=not backend["no_progress"]), sweep.out, backend)
     sys.exit(_finish(sweep))
 
@@ -187,6 +192,19 @@ def resume(out: str, allow_changed_script: bool, **backend: Any) -> None:
     _execute(lambda pool: sweep.resume(pool, progress=not backend["no_progress"],
                                        allow_changed_script=allow_changed_script), sweep.out, backend)
     sys.exit(_finish(sweep))
+
+
+def _show_unconverged(summary: Any, parameters: Sequence[str]) -> None:
+    """The ok runs a targeter left unconverged: GMAT went on after EndTarget, so their results need a look."""
+    flags = [c for c in summary.columns if str(c).endswith(".converged")]
+    if not flags:
+        return
+    mask = (summary["status"] == "ok") & summary[flags].eq(False).any(axis=1)
+    if mask.any():
+        click.echo("runs whose targeter did not converge (ok, with a warning):")
+        for run_id, row in summary[mask].head(50).iterrows():
+            notes = [w for w in row["warnings"] if w.startswith("Target ")]
+            click.echo(f"  {run_id}: {_params(row, parameters)}: {'; '.join(notes)}")
 
 
 @main.command()
@@ -209,6 +227,7 @@ def show(out: str, slowest: int) -> None:
             click.echo(f"  {run_id}: {_params(row, sweep.design.parameters)}: {row['error']}")
         if len(failed) > 50:
             click.echo(f"  ... and {len(failed) - 50} more (Sweep.from_manifest(...).failed() lists all)")
+    _show_unconverged(summary, sweep.design.parameters)
     done = summary[summary["status"] == "ok"].sort_values("duration", ascending=False).head(slowest)
     if len(done):
         click.echo("slowest runs:")

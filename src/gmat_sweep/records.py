@@ -49,6 +49,7 @@ class RunSpec:
     collect: list[str] = field(default_factory=list)
     engine: str | None = None
     timeout: float | None = None
+    postprocess: str | None = None  # "package.module:function" called on the worker after the run
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -66,7 +67,9 @@ class RunOutcome:
 
     ``outputs`` maps each ReportFile name to its Parquet file, relative to the run directory; ``files`` lists
     every other file the run wrote there (ephemerides, solver reports, the log). ``collected`` holds the final
-    value of each ``collect`` name. ``warnings`` are things worth knowing that did not fail the run.
+    value of each ``collect`` name; ``extra`` holds other per-run values for the summary row (each solver sequence's
+    ``<Target>.converged`` and ``<Target>.iterations``, the postprocess hook's scalars). ``warnings`` are things
+    worth knowing that did not fail the run.
     """
 
     run_id: int
@@ -78,6 +81,7 @@ class RunOutcome:
     outputs: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     collected: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     log: str | None = None
     warnings: list[str] = field(default_factory=list)
     host: str = ""

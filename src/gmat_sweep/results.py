@@ -47,6 +47,10 @@ def summary(design: Design, entries: Mapping[int, Mapping[str, Any]], collect: S
         # Collected epochs are kept as GMAT printed them; in the table, Gregorian ones become timestamps as in reports.
         frame[column] = (pd.to_datetime(values, format="%d %b %Y %H:%M:%S.%f", errors="coerce")
                          if name.endswith("Gregorian") else values)
+    from .reading import extras
+
+    for name, values in extras(entries, frame.index).items():  # solver convergence, postprocess scalars
+        frame[name if name not in frame.columns else f"{name} (extra)"] = values
     frame["error"] = [r.get("error") for r in rows]
     frame["warnings"] = [r.get("warnings") or [] for r in rows]
     return frame
@@ -57,20 +61,25 @@ def report_names(entries: Mapping[int, Mapping[str, Any]]) -> list[str]:
     names: list[str] = []
     for run_id in sorted(entries):
         for name in entries[run_id].get("outputs") or {}:
-            if name not in names:
+            if name not in names and ":" not in name:  # "kind:name" keys are ephemerides, solvers, events
                 names.append(name)
     return names
 
 
 def results(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], report: str | None = None,
-            extra: pd.DataFrame | None = None) -> pd.DataFrame:
+            extra: pd.DataFrame | None = None, columns: Sequence[str] | None = None,
+            runs: Sequence[int] | None = None) -> pd.DataFrame:
     """The tidy table: index ``(run_id, time)``, the parameters, every column of ``report``, and ``status``.
 
     ``time`` is the report's first epoch column (rows are in report order within a run); a failed or missing run
     is one row with ``time`` NaT and empty report columns, never silently absent. Without any report, each run is
     one row. A report column named like a parameter is prefixed with the report's name (``RF.Sat.SMA``).
+    ``columns`` and ``runs`` limit what is read from disk to those report columns and run ids.
     """
+    wanted = runs
     runs = run_table(design, entries)
+    if wanted is not None:
+        runs = runs.loc[runs.index.isin(list(wanted))]
     if extra is not None:
         runs = runs.join(extra, how="left")
     names = report_names(entries)
@@ -79,7 +88,7 @@ def results(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], 
     if report is not None and report not in names:
         raise KeyError(f"no run produced a report named {report!r}; the sweep's reports are: "
                        f"{', '.join(names) or 'none (the script has no ReportFile, use summary() and collect=)'}")
-    data = _read_report(out, entries, report) if report else None
+    data = _read_report(out, entries, report, columns, wanted) if report else None
     if data is None or data.empty:
         frame = runs.copy()
         frame[TIME] = pd.NaT
@@ -108,21 +117,21 @@ def results(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], 
     return frame.set_index([RUN_ID, TIME])[ordered]
 
 
-def _read_report(out: str, entries: Mapping[int, Mapping[str, Any]], report: str) -> pd.DataFrame | None:
-    files = []
-    for run_id in sorted(entries):
-        entry = entries[run_id]
-        name = (entry.get("outputs") or {}).get(report)
-        if name and entry.get("status") == OK:
-            path = os.path.join(out, "runs", str(run_id), name)
-            if os.path.exists(path):
-                files.append(path)
+def _read_report(out: str, entries: Mapping[int, Mapping[str, Any]], report: str,
+                 columns: Sequence[str] | None = None, runs: Sequence[int] | None = None) -> pd.DataFrame | None:
+    from .reading import output_files, read_table
+
+    files = output_files(out, entries, report, runs)
     if not files:
         return None
-    try:
-        table = ds.dataset(files, format="parquet").to_table()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # Runs can disagree on a column's type (a column that is all-NaN in one run); unify permissively.
-        table = pa.concat_tables([ds.dataset(f, format="parquet").to_table() for f in files],
-                                 promote_options="permissive")
-    return table.to_pandas()
+    if columns is not None:
+        schema = ds.dataset(files[0], format="parquet").schema
+        unknown = [c for c in columns if c not in schema.names]
+        if unknown:
+            raise KeyError(f"report {report!r} has no column {', '.join(map(repr, unknown))}; its columns are: "
+                           f"{', '.join(n for n in schema.names if n != RUN_ID)}")
+        # The time index comes from the report's first epoch column: read it too.
+        time_column = next((f.name for f in schema if pa.types.is_timestamp(f.type)), None)
+        columns = list(dict.fromkeys([*([time_column] if time_column else []), *columns, RUN_ID]))
+    # Runs can disagree on a column's type (a column that is all-NaN in one run); read_table unifies permissively.
+    return read_table(files, columns).to_pandas()

@@ -25,8 +25,10 @@ from . import __version__, results
 from .backends.base import Pool, PoolBroken, WorkerLost
 from .design import Design, make_design, to_json
 from .gmat.script import ScriptError, check_path, load_script
+from .outputs import events, script_texts, unconverged
 from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestWriter, manifest_path, read_manifest
 from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
+from .sweep_outputs import SweepOutputs
 from .worker import copy_script_tree, preflight, run_one, writable_problem
 
 #: How many values of one parameter the preflight loads in GMAT before the sweep starts: all of them up to this
@@ -38,7 +40,7 @@ class SweepError(ValueError):
     """The sweep cannot start or continue as asked; the message says what to do. Nothing finished is lost."""
 
 
-class Sweep:
+class Sweep(SweepOutputs):
     """A sweep of one script over a design, stored under ``out``.
 
     >>> s = Sweep("leo.script", grid={"Sat.SMA": [7000, 7100]}, out="sweeps/sma").run()
@@ -49,7 +51,7 @@ class Sweep:
     def __init__(self, script: str | os.PathLike[str], grid: Any = None, samples: Any = None,
                  out: str | os.PathLike[str] | None = None, collect: Sequence[str] | None = None,
                  engine: str | None = None, timeout: float | None = None, fsync_every: int = 1,
-                 _design: Design | None = None, _source: ScriptSource | None = None) -> None:
+                 require_converged: bool = False, postprocess: str | None = None, _design: Design | None = None, _source: ScriptSource | None = None) -> None:
         self.design = _design or make_design(grid, samples)
         self.collect = [check_path(c) for c in (collect or [])]
         if len(set(self.collect)) != len(self.collect):
@@ -58,6 +60,16 @@ class Sweep:
         self.engine = engine
         self.timeout = timeout
         self.fsync_every = fsync_every
+        # A targeter GMAT gives up on still lets the mission go on: by default such a run is ok with a warning.
+        self.require_converged = require_converged
+        self.postprocess = postprocess
+        if postprocess:
+            from .outputs.hooks import HookError, resolve
+
+            try:
+                resolve(postprocess)  # a bad path fails here, before any run
+            except HookError as exc:
+                raise SweepError(str(exc)) from None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if out is None:
             # Lives as long as this object (and the DataFrames that hold it in .attrs["sweep"]).
@@ -91,7 +103,8 @@ class Sweep:
             raise SweepError(f"the sweep's script {script} is gone and no copy is saved under {saved}; "
                              "restore the script to resume")
         sweep = cls(script, out=out, collect=header.get("collect", []), engine=header.get("engine_choice"),
-                    timeout=header.get("timeout"), _design=Design.from_dict(header["design"]), _source=source)
+                    timeout=header.get("timeout"), require_converged=header.get("require_converged", False),
+                    postprocess=header.get("postprocess"), _design=Design.from_dict(header["design"]), _source=source)
         sweep._manifest = manifest
         if bundle:  # the unpacked copy lives as long as the Sweep (and the DataFrames that hold it)
             sweep._tmp = bundle[1]
@@ -157,6 +170,10 @@ class Sweep:
                 f"out={self.out} holds a different sweep ({len(Design.from_dict(theirs))} runs of "
                 f"{header['script']['path']}); refusing to overwrite it. Give a new out= folder, or continue that "
                 f"sweep with: gmat-sweep resume {self.out}")
+        if header.get("postprocess") != self.postprocess and not allow_changed_script:
+            raise SweepError(f"this sweep's runs were postprocessed by {header.get('postprocess')!r}, not "
+                             f"{self.postprocess!r}; keep the same postprocess=, or accept the change with "
+                             "allow_changed_script=True (CLI: --allow-changed-script)")
         if header["script"]["sha256"] != self.source.sha256:
             if header["script"]["path"] != self.source.path and not resume:
                 raise SweepError(f"out={self.out} holds a sweep of another script ({header['script']['path']}); "
@@ -202,6 +219,9 @@ class Sweep:
             raise SweepError(f"the GMAT engine crashed while checking the script ({exc}); the script cannot be run "
                              "as given. Check it in GMAT, or run one case with gmat_sweep.run_one to see the log.") \
                 from None
+        missing = events.plugin_problems(script_texts(self.source), fingerprint)
+        if missing:  # GMAT's own words for an unknown type do not say what to do
+            raise SweepError("; ".join(missing))
         if problems:
             raise SweepError("GMAT rejects the sweep before it starts:\n  " + "\n  ".join(problems[:10]))
         return fingerprint
@@ -225,6 +245,8 @@ class Sweep:
             "engine": fingerprint,
             "versions": package_versions(),
             "fsync_every": self.fsync_every,
+            "require_converged": self.require_converged,
+            "postprocess": self.postprocess,
         }
         ManifestWriter(path, header).close()
 
@@ -240,6 +262,8 @@ class Sweep:
                 outcome = _lost(spec, error)
             if outcome.payload is not None:
                 _write_payload(spec.out_dir, outcome)
+            if self.require_converged and outcome.ok and unconverged(outcome):
+                outcome.status, outcome.error = FAILED, "; ".join(unconverged(outcome))
             writer.append(self._entry(outcome))
             counts[OK if outcome.ok else FAILED] += 1
             if progress:  # a disabled bar still formats its postfix
@@ -264,7 +288,8 @@ class Sweep:
             if leftovers and os.path.isdir(run_dir):
                 shutil.rmtree(run_dir)  # what an earlier failed or interrupted attempt left
             yield RunSpec(run_id=run_id, script=self.source, overrides=self.design[run_id], out_dir=run_dir,
-                          collect=self.collect, engine=self.engine, timeout=self.timeout)
+                          collect=self.collect, engine=self.engine, timeout=self.timeout,
+                          postprocess=self.postprocess)
 
     def _entry(self, outcome: RunOutcome) -> dict[str, Any]:
         entry = outcome.to_dict()
@@ -293,9 +318,11 @@ class Sweep:
         """The ReportFile names the runs produced; ``results(report=name)`` gives each one's table."""
         return results.report_names(self.manifest.entries)
 
-    def results(self, report: str | None = None) -> pd.DataFrame:
-        """Every run's rows of ``report`` (default: the script's first ReportFile), indexed by (run_id, time)."""
-        frame = results.results(self.out, self.design, self.manifest.entries, report)
+    def results(self, report: str | None = None, columns: Sequence[str] | None = None,
+                runs: Sequence[int] | None = None) -> pd.DataFrame:
+        """Every run's rows of ``report`` (default: the script's first ReportFile), indexed by (run_id, time);
+        ``columns`` / ``runs`` read only those report columns / run ids."""
+        frame = results.results(self.out, self.design, self.manifest.entries, report, columns=columns, runs=runs)
         frame.attrs["sweep"] = _Handle(self)
         return frame
 

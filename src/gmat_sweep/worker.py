@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from . import outputs
 from .engine import EngineError, get_engine
 from .gmat import kernels
 from .gmat import report as reports
@@ -133,6 +134,7 @@ def _run(spec: RunSpec, outcome: RunOutcome) -> None:
         outcome.status = OK
     # Reports of a failed run are still worth keeping: they show how far the mission got.
     _convert_reports(report_settings, out_dir, outcome, spec.run_id)
+    outputs.after_run(spec, out_dir, outcome)  # ephemerides, solver and event reports, the postprocess hook
     if spec.collect:
         _read_collected(collect_path, spec.collect, fields, field_values, outcome)
     outcome.files = sorted(name for name in os.listdir(out_dir)
@@ -155,6 +157,7 @@ def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: _RunLog, ou
         return False, None, fields, {}
     with _working_directory(spec.script.directory):
         report_settings = _redirect_outputs(api, out_dir)
+        outputs.redirect(api, spec, out_dir)
         _slim_kernels(api)
         ran = _run_mission(api)
     if not ran:

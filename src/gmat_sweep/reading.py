@@ -1,0 +1,130 @@
+"""Reading a sweep's non-report tables (ephemerides, solver iterations, events) and the lazy dataset view.
+
+Everything here reads the per-run Parquet files the workers wrote; nothing touches GMAT. ``dataset()`` is the
+scalable path: a ``pyarrow.dataset.Dataset`` over the files with ``run_id`` in every file and the parameters
+joined on demand, so pandas, polars and DuckDB read only the columns and runs they are asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from .design import Design
+from .records import OK
+
+RUN_ID = "run_id"
+
+
+def output_files(out: str, entries: Mapping[int, Mapping[str, Any]], key: str,
+                 runs: Sequence[int] | None = None) -> list[str]:
+    """The Parquet files of output ``key`` (a report name or ``kind:name``) of the ok runs, in run order."""
+    wanted = None if runs is None else set(int(r) for r in runs)
+    files = []
+    for run_id in sorted(entries):
+        if wanted is not None and run_id not in wanted:
+            continue
+        entry = entries[run_id]
+        name = (entry.get("outputs") or {}).get(key)
+        if name and entry.get("status") == OK:
+            path = os.path.join(out, "runs", str(run_id), name)
+            if os.path.exists(path):
+                files.append(path)
+    return files
+
+
+def names_of(entries: Mapping[int, Mapping[str, Any]], kind: str) -> list[str]:
+    """Every ``kind:name`` output name any run produced, in first-seen order."""
+    names: dict[str, None] = {}
+    prefix = f"{kind}:"
+    for run_id in sorted(entries):
+        for key in entries[run_id].get("outputs") or {}:
+            if key.startswith(prefix):
+                names[key[len(prefix):]] = None
+    return list(names)
+
+
+def read_table(files: Sequence[str], columns: Sequence[str] | None = None, filter: Any = None) -> pa.Table:
+    """Concatenate per-run Parquet files, reading only ``columns`` (runs can disagree on a column's type: unify)."""
+    try:
+        return ds.dataset(list(files), format="parquet").to_table(columns=columns, filter=filter)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        tables = [ds.dataset(f, format="parquet").to_table(columns=columns, filter=filter) for f in files]
+        return pa.concat_tables(tables, promote_options="permissive")
+
+
+def with_parameters(frame: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Join each row's run parameters (by ``run_id``) in front of its own columns."""
+    if frame.empty or not design.parameters:
+        return frame
+    ids = sorted(set(frame[RUN_ID]))
+    params = pd.DataFrame([design[i] for i in ids], index=pd.Index(ids, name=RUN_ID), columns=design.parameters)
+    params.columns = [c if c not in frame.columns else f"param.{c}" for c in params.columns]
+    return params.join(frame.set_index(RUN_ID), how="right").reset_index()
+
+
+def dataset(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], key: str,
+            runs: Sequence[int] | None = None) -> ds.Dataset:
+    """A lazy dataset over output ``key``'s files with the design's parameters as extra columns.
+
+    The parameters are added by a per-file partition expression (constant per run), so they cost nothing until
+    read and filters on them skip whole files."""
+    files = output_files(out, entries, key, runs)
+    if not files:
+        raise KeyError(f"no ok run produced {key!r}")
+    base = ds.dataset(files, format="parquet")
+    schema = _unified_schema(base, files)
+    fields = [pa.field(p, _arrow_type([design[_run_of(files[0])][p]])) for p in design.parameters
+              if p not in schema.names]
+    if not fields:
+        return ds.dataset(files, format="parquet", schema=schema)
+    full = pa.schema(list(schema) + fields, metadata=schema.metadata)
+    fmt, filesystem = ds.ParquetFileFormat(), pafs.LocalFileSystem()
+    fragments = []
+    for path in files:
+        row = design[_run_of(path)]
+        expression = None
+        for f in fields:
+            term = ds.field(f.name) == pa.scalar(row[f.name], f.type)
+            expression = term if expression is None else expression & term
+        fragments.append(fmt.make_fragment(path, filesystem=filesystem, partition_expression=expression))
+    return ds.FileSystemDataset(fragments, full, fmt, filesystem)
+
+
+def _run_of(path: str) -> int:
+    return int(os.path.basename(os.path.dirname(path)))
+
+
+def _unified_schema(base: ds.Dataset, files: Sequence[str]) -> pa.Schema:
+    schema = base.schema
+    try:  # inspecting every file is cheap next to reading them, and catches a column typed differently by run
+        return pa.unify_schemas([schema] + [ds.dataset(f, format="parquet").schema for f in files[1:64]],
+                                promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return schema
+
+
+def _arrow_type(values: list[Any]) -> pa.DataType:
+    value = values[0]
+    if isinstance(value, bool):
+        return pa.bool_()
+    if isinstance(value, int):
+        return pa.int64()
+    if isinstance(value, float):
+        return pa.float64()
+    return pa.infer_type(values)
+
+
+def extras(entries: Mapping[int, Mapping[str, Any]], ids: Sequence[int]) -> dict[str, list[Any]]:
+    """The ``extra`` summary values of each run (solver convergence, hook scalars), one list per name."""
+    names: dict[str, None] = {}
+    rows = [entries.get(i, {}).get("extra") or {} for i in ids]
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return {name: [row.get(name) for row in rows] for name in names}

@@ -1,0 +1,90 @@
+"""The reading side of a Sweep for everything besides ReportFiles: ephemerides, solver iterations, events, and the
+lazy ``dataset()`` view. A mixin so ``sweep.py`` stays about running; every method reads Parquet only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow.dataset as ds
+
+from . import outputs, reading
+from .outputs import ephemeris as _ephemeris
+
+
+class SweepOutputs:
+    """Methods of :class:`~gmat_sweep.Sweep` that read its runs' ephemerides, solver reports and event reports."""
+
+    out: str
+    design: Any
+    source: Any
+    manifest: Any
+
+    def ephemerides(self, name: str | None = None) -> pd.DataFrame:
+        """The ``(run_id, time)`` table of one EphemerisFile (default: the script's first): parameters, then
+        ``X Y Z`` (km) and ``VX VY VZ`` (km/s). ``df.attrs`` holds its frame, central body and time system.
+
+        >>> sweep.ephemerides("EphemOEM").loc[0].head()
+        """
+        defined = outputs.ephemeris_names(outputs.script_texts(self.source))
+        if name is None:
+            if not defined:
+                raise KeyError("the script defines no EphemerisFile")
+            name = defined[0]
+        if name not in defined:
+            raise KeyError(f"the script defines no EphemerisFile named {name!r}; it defines: "
+                           f"{', '.join(defined) or 'none'}")
+        files = reading.output_files(self.out, self.manifest.entries, outputs.key(outputs.EPHEMERIS, name))
+        if not files:
+            raise KeyError(f"no ok run has a readable ephemeris {name!r} (see summary()['warnings'])")
+        table = reading.read_table(files)
+        frame = reading.with_parameters(table.to_pandas(), self.design).set_index(["run_id", "time"])
+        frame.attrs.update(_ephemeris.metadata(table))
+        return frame
+
+    def solver_iterations(self, solver: str | None = None) -> pd.DataFrame:
+        """Every solver pass of every ok run: ``run_id``, parameters, ``solver``, ``sequence`` (the Target's
+        label), ``iteration``, ``variables`` (name -> value), ``goal``, ``desired``, ``achieved``, ``tolerance``,
+        ``met``.
+
+        >>> sweep.solver_iterations().groupby("run_id")["iteration"].max()
+        """
+        return self._kind_table(outputs.SOLVER, solver)
+
+    def events(self, locator: str | None = None) -> pd.DataFrame:
+        """Every event-locator event of every ok run: ``run_id``, parameters, ``locator``, ``kind``, ``target``,
+        ``observer`` (the occulting body for eclipses), ``event``, ``start``, ``stop``, ``duration`` (s).
+
+        >>> sweep.events("Contacts").query("duration > 300")
+        """
+        return self._kind_table(outputs.EVENTS, locator)
+
+    def dataset(self, report: str | None = None, runs: Sequence[int] | None = None) -> ds.Dataset:
+        """A lazy ``pyarrow.dataset.Dataset`` over one output's per-run Parquet files, with ``run_id`` and the
+        parameters as columns; nothing is read until asked. ``report`` is a ReportFile name (default: the first),
+        or ``"ephemeris:NAME"``, ``"solver:NAME"``, ``"events:NAME"``.
+
+        >>> sweep.dataset().to_table(columns=["run_id", "Sat.Earth.SMA"]).to_pandas()
+        """
+        entries = self.manifest.entries
+        if report is None:
+            from .results import report_names
+
+            names = report_names(entries)
+            if not names:
+                raise KeyError("no run produced a ReportFile; name an output such as 'ephemeris:NAME'")
+            report = names[0]
+        return reading.dataset(self.out, self.design, entries, report, runs)
+
+    def _kind_table(self, kind: str, name: str | None) -> pd.DataFrame:
+        entries = self.manifest.entries
+        names = reading.names_of(entries, kind)
+        if name is not None and name not in names:
+            raise KeyError(f"no ok run has {kind} output {name!r}; the sweep's are: {', '.join(names) or 'none'}")
+        files = [f for n in ([name] if name else names)
+                 for f in reading.output_files(self.out, entries, outputs.key(kind, n))]
+        if not files:
+            return pd.DataFrame()
+        frame = reading.read_table(sorted(files, key=lambda f: (reading._run_of(f), f))).to_pandas()
+        return reading.with_parameters(frame, self.design)
