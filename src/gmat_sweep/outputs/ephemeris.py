@@ -82,4 +82,7 @@ def read(path: str) -> tuple[pa.Table, list[str]]:
     if kind == "SPK":
         from .spk import read_spk
         return read_spk(path)
+    if kind == "Code-500":
+        from .code500 import read_code500
+        return read_code500(path)
     raise UnknownFormat(f"{kind} ephemerides are kept as written but not converted to a table")
