@@ -210,3 +210,28 @@ def test_a_locator_on_the_embedded_engine_is_refused_before_any_run_with_one_lin
                        "GMAT_ROOT to a GMAT install")
     assert not (tmp_path / "o" / "manifest.jsonl").exists()
     assert events.plugin_problems([text], {"engine": "install"}) == []
+
+
+def test_compacted_sweep_reads_the_same_and_mixes_in_runs_finished_later(eph_sweep, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(eph_sweep.out, copy)
+    before = Sweep.from_manifest(copy)
+    tables = {"results": before.results("States"), "eph": before.ephemerides("EphOEM"),
+              "summary": before.summary()}
+    written = before.compact()
+    assert {pathlib.Path(p).name for p in written} >= {"States.parquet", "ephemeris.EphOEM.parquet"}
+    after = Sweep.from_manifest(copy)
+    pd.testing.assert_frame_equal(after.results("States"), tables["results"])
+    pd.testing.assert_frame_equal(after.ephemerides("EphOEM"), tables["eph"])
+    pd.testing.assert_frame_equal(after.results("States", columns=["Sat.EarthMJ2000Eq.X"], runs=[1]),
+                                  tables["results"].loc[[1], ["TOF", "Sat.UTCModJulian", "Sat.EarthMJ2000Eq.X",
+                                                              "status"]])
+    assert after.dataset("States").to_table().num_rows == 17
+    # A compact file written when only run 0 had finished: run 1 comes from its own file.
+    from gmat_sweep.compact import compact
+
+    compact(str(copy), after.design, {0: after.manifest.entries[0]})
+    pd.testing.assert_frame_equal(Sweep.from_manifest(copy).results("States"), tables["results"])
+    data = Sweep.from_manifest(copy).dataset("States").to_table().to_pandas()
+    assert data.groupby("run_id")["TOF"].agg(["first", "size"]).to_dict() == {"first": {0: 300, 1: 600},
+                                                                             "size": {0: 6, 1: 11}}

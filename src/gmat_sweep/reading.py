@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
@@ -50,6 +51,38 @@ def names_of(entries: Mapping[int, Mapping[str, Any]], kind: str) -> list[str]:
     return list(names)
 
 
+def load(out: str, entries: Mapping[int, Mapping[str, Any]], key: str, columns: Sequence[str] | None = None,
+         runs: Sequence[int] | None = None) -> pa.Table | None:
+    """Output ``key``'s rows of the ok runs (all, or ``runs``), in run order; only ``columns`` when given.
+
+    Runs held by the sweep's compact file are read from it, the others from their own files."""
+    from . import compact
+
+    wanted = None if runs is None else set(int(r) for r in runs)
+    ids = [i for i in compact.ok_ids(entries, key) if wanted is None or i in wanted]
+    held = compact.covered(out, key)
+    from_compact = [i for i in ids if i in held]
+    rest = [i for i in ids if i not in held]
+    parts = []
+    if from_compact:
+        path = compact.path_of(out, key)
+        data = ds.dataset(path, format="parquet")
+        own = [n for n in data.schema.names if n not in compact.parameters_in(data.schema)]
+        cols = own if columns is None else [c for c in columns if c in own]
+        filter = None if len(from_compact) == len(held) else ds.field(RUN_ID).isin(from_compact)
+        parts.append(data.to_table(columns=cols, filter=filter).replace_schema_metadata(data.schema.metadata))
+    if rest:
+        parts.append(read_table(output_files(out, entries, key, rest), columns))
+    parts = [p for p in parts if p.num_columns]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    table = pa.concat_tables(parts, promote_options="permissive")
+    order = pc.sort_indices(table, [(RUN_ID, "ascending")])  # stable: rows keep their order in a run
+    return table.take(order)
+
+
 def read_table(files: Sequence[str], columns: Sequence[str] | None = None, filter: Any = None) -> pa.Table:
     """Concatenate per-run Parquet files, reading only ``columns`` (runs can disagree on a column's type: unify)."""
     try:
@@ -75,9 +108,18 @@ def dataset(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], 
 
     The parameters are added by a per-file partition expression (constant per run), so they cost nothing until
     read and filters on them skip whole files."""
-    files = output_files(out, entries, key, runs)
-    if not files:
+    from . import compact
+
+    held = compact.covered(out, key)
+    wanted = None if runs is None else set(int(r) for r in runs)
+    ids = [i for i in compact.ok_ids(entries, key) if wanted is None or i in wanted]
+    files = output_files(out, entries, key, [i for i in ids if i not in held])
+    compact_file = compact.path_of(out, key) if any(i in held for i in ids) else None
+    if not files and compact_file is None:
         raise KeyError(f"no ok run produced {key!r}")
+    if not files:
+        data = ds.dataset(compact_file, format="parquet")
+        return data if wanted is None else data.filter(ds.field(RUN_ID).isin(sorted(wanted & held)))
     base = ds.dataset(files, format="parquet")
     schema = _unified_schema(base, files)
     fields = [pa.field(p, _arrow_type([design[_run_of(files[0])][p]])) for p in design.parameters
@@ -87,6 +129,11 @@ def dataset(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], 
     full = pa.schema(list(schema) + fields, metadata=schema.metadata)
     fmt, filesystem = ds.ParquetFileFormat(), pafs.LocalFileSystem()
     fragments = []
+    if compact_file is not None:
+        # The compact file holds its runs' parameters as real columns: it needs no partition expression.
+        schema = pa.unify_schemas([schema, ds.dataset(compact_file, format="parquet").schema],
+                                  promote_options="permissive")
+        fragments.append(fmt.make_fragment(compact_file, filesystem=filesystem))
     for path in files:
         row = design[_run_of(path)]
         expression = None

@@ -119,12 +119,10 @@ def results(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], 
 
 def _read_report(out: str, entries: Mapping[int, Mapping[str, Any]], report: str,
                  columns: Sequence[str] | None = None, runs: Sequence[int] | None = None) -> pd.DataFrame | None:
-    from .reading import output_files, read_table
+    from .reading import load, output_files
 
-    files = output_files(out, entries, report, runs)
-    if not files:
-        return None
     if columns is not None:
+        files = output_files(out, entries, report, runs) or [_compact_file(out, report)]
         schema = ds.dataset(files[0], format="parquet").schema
         unknown = [c for c in columns if c not in schema.names]
         if unknown:
@@ -133,5 +131,12 @@ def _read_report(out: str, entries: Mapping[int, Mapping[str, Any]], report: str
         # The time index comes from the report's first epoch column: read it too.
         time_column = next((f.name for f in schema if pa.types.is_timestamp(f.type)), None)
         columns = list(dict.fromkeys([*([time_column] if time_column else []), *columns, RUN_ID]))
-    # Runs can disagree on a column's type (a column that is all-NaN in one run); read_table unifies permissively.
-    return read_table(files, columns).to_pandas()
+    # Runs can disagree on a column's type (a column that is all-NaN in one run); load unifies permissively.
+    table = load(out, entries, report, columns, runs)
+    return None if table is None else table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def _compact_file(out: str, report: str) -> str:
+    from .compact import path_of
+
+    return path_of(out, report)

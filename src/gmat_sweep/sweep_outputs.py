@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from . import outputs, reading
@@ -35,10 +36,9 @@ class SweepOutputs:
         if name not in defined:
             raise KeyError(f"the script defines no EphemerisFile named {name!r}; it defines: "
                            f"{', '.join(defined) or 'none'}")
-        files = reading.output_files(self.out, self.manifest.entries, outputs.key(outputs.EPHEMERIS, name))
-        if not files:
+        table = reading.load(self.out, self.manifest.entries, outputs.key(outputs.EPHEMERIS, name))
+        if table is None:
             raise KeyError(f"no ok run has a readable ephemeris {name!r} (see summary()['warnings'])")
-        table = reading.read_table(files)
         frame = reading.with_parameters(table.to_pandas(), self.design).set_index(["run_id", "time"])
         frame.attrs.update(_ephemeris.metadata(table))
         return frame
@@ -82,9 +82,21 @@ class SweepOutputs:
         names = reading.names_of(entries, kind)
         if name is not None and name not in names:
             raise KeyError(f"no ok run has {kind} output {name!r}; the sweep's are: {', '.join(names) or 'none'}")
-        files = [f for n in ([name] if name else names)
-                 for f in reading.output_files(self.out, entries, outputs.key(kind, n))]
-        if not files:
+        tables = [reading.load(self.out, entries, outputs.key(kind, n)) for n in ([name] if name else names)]
+        tables = [t for t in tables if t is not None]
+        if not tables:
             return pd.DataFrame()
-        frame = reading.read_table(sorted(files, key=lambda f: (reading._run_of(f), f))).to_pandas()
+        frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        frame = frame.sort_values("run_id", kind="stable").reset_index(drop=True)
         return reading.with_parameters(frame, self.design)
+
+    def compact(self) -> list[str]:
+        """Gather every output's per-run Parquet files into one file per output under ``compact/`` (the per-run
+        files stay), so reading a sweep of many runs opens one file instead of one per run. Runs finished
+        later (``resume``) are read from their own files until the next ``compact()``.
+
+        >>> Sweep.from_manifest("sweeps/big").compact()
+        """
+        from .compact import compact
+
+        return compact(self.out, self.design, self.manifest.entries)
