@@ -33,6 +33,7 @@ MISSION = HERE.parent / "examples" / "leo_drag.script"
 
 MEASURE = r"""
 import json, resource, sys, time, psutil
+import pandas, polars, pyarrow.dataset  # imported before the baseline: their code is not the call's memory
 from gmat_sweep import Sweep
 out, what = sys.argv[1], sys.argv[2]
 s = Sweep.from_manifest(out)
