@@ -235,3 +235,24 @@ def test_compacted_sweep_reads_the_same_and_mixes_in_runs_finished_later(eph_swe
     data = Sweep.from_manifest(copy).dataset("States").to_table().to_pandas()
     assert data.groupby("run_id")["TOF"].agg(["first", "size"]).to_dict() == {"first": {0: 300, 1: 600},
                                                                              "size": {0: 6, 1: 11}}
+
+
+def test_a_truncated_report_keeps_its_complete_rows_with_a_warning(tmp_path):
+    from gmat_sweep.gmat.report import parse_report
+    from gmat_sweep.outputs import drop_partial_row
+
+    path = tmp_path / "RF.txt"
+    path.write_text("Sat.ElapsedSecs           Sat.Earth.SMA\n"
+                    "0.000000000000000         7000.123456789012\n"
+                    "60.00000000000000         7000.223456789012\n"
+                    "120.0000000")  # cut mid-number: 120.0000000 may have been 120.00000004...
+    table = parse_report(str(path), columns=["Sat.ElapsedSecs", "Sat.Earth.SMA"], fixed_width=True, header=True,
+                         left_justify=True)
+    outcome = RunOutcome(0, OK)
+    kept = drop_partial_row("RF", str(path), table, outcome)
+    assert kept.column("Sat.ElapsedSecs").to_pylist() == [0.0, 60.0]
+    assert outcome.ok and outcome.warnings == ["ReportFile RF is truncated (its last line is incomplete); the 2 "
+                                               "complete rows are kept"]
+    path.write_text(path.read_text() + "\n")  # whole lines: nothing dropped, nothing said
+    outcome = RunOutcome(0, OK)
+    assert drop_partial_row("RF", str(path), table, outcome).num_rows == 3 and outcome.warnings == []

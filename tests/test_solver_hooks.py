@@ -113,3 +113,15 @@ def test_a_bad_hook_is_refused_before_any_run(tmp_path, spec, words):
     with pytest.raises(SweepError, match=words):
         Sweep(DATA / "hohmann_target.script", grid={"RA": [20000.0]}, out=tmp_path / "b", postprocess=spec)
     assert not (tmp_path / "b").exists()
+
+
+def test_cli_postprocess(tmp_path):
+    bad = CliRunner().invoke(main, ["run", str(DATA / "hohmann_target.script"), "--grid", "RA=20000",
+                                    "--out", str(tmp_path / "bad"), "--postprocess", "no_such_module_xyz:f"])
+    assert bad.exit_code != 0 and "does not import" in bad.output
+    assert not (tmp_path / "bad" / "manifest.jsonl").exists()
+    good = CliRunner().invoke(main, ["run", str(DATA / "hohmann_target.script"), "--grid", "RA=20000",
+                                     "--out", str(tmp_path / "good"), "-j", "1", "--no-progress",
+                                     "--postprocess", "postprocess_hooks:final_radius"])
+    assert good.exit_code == 0, good.output
+    assert Sweep.from_manifest(tmp_path / "good").summary()["final_rmag"].iloc[0] == pytest.approx(20000.0, abs=1e-5)

@@ -435,6 +435,7 @@ def _convert_reports(settings: Mapping[str, Mapping[str, str]], out_dir: str, ou
                 header=setting["WriteHeaders"].lower() in ("true", "on"),
                 left_justify=setting["LeftJustify"].lower() in ("on", "true"),
             )
+            table = outputs.drop_partial_row(name, path, table, outcome)
             target = f"{name}.parquet"
             # The run id travels inside each file so a whole sweep aggregates as one dataset.
             table = table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.int64()))

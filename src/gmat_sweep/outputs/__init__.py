@@ -67,6 +67,22 @@ def after_run(spec: RunSpec, out_dir: str, outcome: RunOutcome) -> None:
         hooks.run(spec.postprocess, out_dir, outcome)
 
 
+def drop_partial_row(name: str, path: str, table: pa.Table, outcome: RunOutcome) -> pa.Table:
+    """A ReportFile cut off mid-line (GMAT ends every line it writes): drop the partial last row, whose numbers may
+    be cut short too, and say so; the complete rows are kept."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            complete = handle.read(1) == b"\n"
+    except OSError:
+        return table  # an empty file has no partial line
+    if complete or table.num_rows == 0:
+        return table
+    outcome.warnings.append(f"ReportFile {name} is truncated (its last line is incomplete); the "
+                            f"{table.num_rows - 1} complete rows are kept")
+    return table.slice(0, table.num_rows - 1)
+
+
 def _save(table: pa.Table, out_dir: str, kind: str, name: str, outcome: RunOutcome) -> None:
     table = table.append_column("run_id", pa.array([outcome.run_id] * table.num_rows, pa.int64()))
     target = f"{name}.{kind}.parquet"
