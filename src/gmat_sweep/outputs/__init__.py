@@ -48,7 +48,10 @@ def ephemeris_names(texts: Sequence[str]) -> list[str]:
 def redirect(api: Any, spec: RunSpec, out_dir: str) -> None:
     """Point the event locators' reports at the run's folder (the worker already moves ephemerides and solver
     reports). Locators exist only with a GMAT install's EventLocator plugin."""
-    for name in events.locators(script_texts(spec.script)):
+    texts = script_texts(spec.script)
+    if not _writes_outputs(spec.script, texts):
+        return
+    for name in events.locators(texts):
         try:
             api.GetObject(name).SetField("Filename", os.path.join(out_dir, f"{name}.report"))
         except Exception:  # noqa: BLE001 - an engine without the plugin never loads such a script anyway
@@ -60,11 +63,24 @@ def after_run(spec: RunSpec, out_dir: str, outcome: RunOutcome) -> None:
 
     Never raises: an unreadable file becomes a warning (its raw file kept), a failing hook fails the run."""
     texts = script_texts(spec.script)
-    _convert_ephemerides(texts, out_dir, outcome)
-    _convert_solvers(texts, out_dir, outcome)
-    _convert_events(texts, out_dir, outcome)
+    # Most missions have none of these resources: the script is scanned for them once, not once per run.
+    if _writes_outputs(spec.script, texts):
+        _convert_ephemerides(texts, out_dir, outcome)
+        _convert_solvers(texts, out_dir, outcome)
+        _convert_events(texts, out_dir, outcome)
     if getattr(spec, "postprocess", None):
         hooks.run(spec.postprocess, out_dir, outcome)
+
+
+_has_outputs: dict[str, bool] = {}
+
+
+def _writes_outputs(source: ScriptSource, texts: Sequence[str]) -> bool:
+    """Whether the script creates an EphemerisFile, a solver or an event locator (remembered per script)."""
+    key_ = source.sha256 or source.text
+    if key_ not in _has_outputs:
+        _has_outputs[key_] = bool(ephemeris_names(texts) or solver.solvers(texts) or events.locators(texts))
+    return _has_outputs[key_]
 
 
 def drop_partial_row(name: str, path: str, table: pa.Table, outcome: RunOutcome) -> pa.Table:
