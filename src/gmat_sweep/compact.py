@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -73,9 +74,11 @@ def _write(out: str, key: str, design: Design, files: Sequence[tuple[int, str]])
     tmp = target + ".tmp"
     pending: list[pa.Table] = []
     rows = 0
-    with pq.ParquetWriter(tmp, full, compression="zstd") as writer:
-        for run_id, path in files:
-            table = _conform(pq.read_table(path), schema)
+    with pq.ParquetWriter(tmp, full, compression="zstd") as writer, ThreadPoolExecutor(4) as threads:
+        # Opening a small Parquet file is mostly waiting on the file system and Arrow's C++ (the GIL is released):
+        # a few threads read ahead while this one appends.
+        for run_id, read in _read_ahead(files, threads):
+            table = _conform(read, schema)
             row = design[run_id]
             for field in param_fields:
                 table = table.append_column(field, pa.array([row[field.name]] * table.num_rows, field.type))
@@ -91,6 +94,13 @@ def _write(out: str, key: str, design: Design, files: Sequence[tuple[int, str]])
         json.dump([i for i, _ in files], handle)
     os.replace(target + ".runs.json.tmp", target + ".runs.json")  # written last: it is what readers trust
     return target
+
+
+def _read_ahead(files: Sequence[tuple[int, str]], threads: ThreadPoolExecutor, chunk: int = 256):  # noqa: ANN202
+    """``(run_id, table)`` in order, read a chunk at a time so read-ahead never holds more than one chunk."""
+    for start in range(0, len(files), chunk):
+        part = files[start:start + chunk]
+        yield from zip((i for i, _ in part), threads.map(pq.read_table, [f for _, f in part]))
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
