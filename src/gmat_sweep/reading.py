@@ -171,7 +171,10 @@ def _arrow_type(values: list[Any]) -> pa.DataType:
 def extras(entries: Mapping[int, Mapping[str, Any]], ids: Sequence[int]) -> dict[str, list[Any]]:
     """The ``extra`` summary values of each run (solver convergence, hook scalars), one list per name."""
     names: dict[str, None] = {}
-    rows = [entries.get(i, {}).get("extra") or {} for i in ids]
+    rows = [entries.get(i, {}).get("extra") for i in ids]
+    if not any(rows):
+        return {}
+    rows = [row or {} for row in rows]
     for row in rows:
         names.update(dict.fromkeys(row))
     return {name: [row.get(name) for row in rows] for name in names}

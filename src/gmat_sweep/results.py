@@ -36,7 +36,9 @@ def summary(design: Design, entries: Mapping[int, Mapping[str, Any]], collect: S
     frame = run_table(design, entries)
     rows = [entries.get(i, {}) for i in frame.index]
     for column, key in (("start", "start"), ("end", "end")):
-        frame[column] = pd.to_datetime([r.get(key) for r in rows], unit="s", utc=True)
+        # Through a float array: pandas converts a list of Python floats element by element (~0.6 s per 100 000).
+        seconds = np.array([r.get(key, np.nan) for r in rows], dtype=float)
+        frame[column] = pd.to_datetime(seconds, unit="s", utc=True)
     frame["duration"] = [r.get("duration", np.nan) for r in rows]
     frame["host"] = [r.get("host") for r in rows]
     frame["pid"] = pd.array([r.get("pid") for r in rows], dtype="Int64")
