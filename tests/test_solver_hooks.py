@@ -93,6 +93,8 @@ def test_postprocess_hook_adds_scalars_tables_and_files(tmp_path, pool):
     # The hook is part of the sweep: a different one on resume is refused unless allowed.
     with pytest.raises(SweepError, match="postprocess"):
         Sweep(DATA / "hohmann_target.script", grid={"RA": [20000.0, 30000.0]}, out=tmp_path / "p").run(pool, False)
+    allowed = Sweep(DATA / "hohmann_target.script", grid={"RA": [20000.0, 30000.0]}, out=tmp_path / "p")
+    assert allowed.run(pool, False, allow_changed_script=True).counts()["ok"] == 2
 
 
 def test_a_hook_that_raises_or_returns_the_wrong_type_fails_only_that_run(tmp_path, pool):
@@ -111,7 +113,7 @@ def test_a_hook_that_raises_or_returns_the_wrong_type_fails_only_that_run(tmp_pa
                                          ("postprocess_hooks", "package.module:function")])
 def test_a_bad_hook_is_refused_before_any_run(tmp_path, spec, words):
     with pytest.raises(SweepError, match=words):
-        Sweep(DATA / "hohmann_target.script", grid={"RA": [20000.0]}, out=tmp_path / "b", postprocess=spec)
+        Sweep(DATA / "hohmann_target.script", grid={"RA": [20000.0]}, out=tmp_path / "b", postprocess=spec).run()
     assert not (tmp_path / "b").exists()
 
 

@@ -62,14 +62,7 @@ class Sweep(SweepOutputs):
         self.fsync_every = fsync_every
         # A targeter GMAT gives up on still lets the mission go on: by default such a run is ok with a warning.
         self.require_converged = require_converged
-        self.postprocess = postprocess
-        if postprocess:
-            from .outputs.hooks import HookError, resolve
-
-            try:
-                resolve(postprocess)  # a bad path fails here, before any run
-            except HookError as exc:
-                raise SweepError(str(exc)) from None
+        self.postprocess = postprocess  # checked when the sweep runs: reading a sweep never needs the hook
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if out is None:
             # Lives as long as this object (and the DataFrames that hold it in .attrs["sweep"]).
@@ -116,6 +109,13 @@ class Sweep(SweepOutputs):
     def run(self, backend: Pool | None = None, progress: bool = True, allow_changed_script: bool = False,
             _resume: bool = False) -> Sweep:
         """Run every run id that has no ``ok`` line in the manifest yet. Returns self."""
+        if self.postprocess:
+            from .outputs.hooks import HookError, resolve
+
+            try:
+                resolve(self.postprocess)  # a bad path fails here, before any run and before out= is touched
+            except HookError as exc:
+                raise SweepError(str(exc)) from None
         existing = self._open_out(allow_changed_script, resume=_resume)
         todo = [i for i in range(len(self.design)) if existing.get(i, {}).get("status") != OK]
         if not todo:
