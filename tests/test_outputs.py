@@ -218,7 +218,13 @@ def test_compacted_sweep_reads_the_same_and_mixes_in_runs_finished_later(eph_swe
     before = Sweep.from_manifest(copy)
     tables = {"results": before.results("States"), "eph": before.ephemerides("EphOEM"),
               "summary": before.summary()}
-    written = before.compact()
+    from click.testing import CliRunner
+
+    from gmat_sweep.cli import main
+
+    shown = CliRunner().invoke(main, ["compact", str(copy)])
+    assert shown.exit_code == 0, shown.output
+    written = shown.output.split()
     assert {pathlib.Path(p).name for p in written} >= {"States.parquet", "ephemeris.EphOEM.parquet"}
     after = Sweep.from_manifest(copy)
     pd.testing.assert_frame_equal(after.results("States"), tables["results"])

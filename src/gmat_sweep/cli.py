@@ -209,6 +209,18 @@ def _show_unconverged(summary: Any, parameters: Sequence[str]) -> None:
 
 @main.command()
 @click.argument("out", type=click.Path(file_okay=False))
+def compact(out: str) -> None:
+    """Gather the per-run Parquet files of the sweep in OUT into one file per output (faster to read back)."""
+    from .sweep import Sweep
+
+    with _user_errors():
+        written = Sweep.from_manifest(out).compact()
+    for path in written:
+        click.echo(path)
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
 @click.option("--slowest", default=5, show_default=True, help="How many of the slowest runs to list.")
 def show(out: str, slowest: int) -> None:
     """Counts of ok / failed / missing runs, the failures with their errors, and the slowest runs."""
