@@ -127,3 +127,19 @@ def test_cli_postprocess(tmp_path):
                                      "--postprocess", "postprocess_hooks:final_radius"])
     assert good.exit_code == 0, good.output
     assert Sweep.from_manifest(tmp_path / "good").summary()["final_rmag"].iloc[0] == pytest.approx(20000.0, abs=1e-5)
+
+
+def test_outputs_and_the_hook_travel_back_from_dask_workers(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from gmat_sweep.backends.dask import DaskPool
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as \
+            cluster, distributed.Client(cluster, set_as_default=False) as client, DaskPool(client=client) as pool:
+        s = Sweep(DATA / "hohmann_target.script", grid={"RA": [20000.0]}, out=tmp_path / "d", collect=["DV"],
+                  postprocess="postprocess_hooks:final_radius").run(pool, False)
+    summary = s.summary()
+    assert summary["Raise apoapsis.converged"].tolist() == [True]
+    assert summary["final_rmag"].iloc[0] == pytest.approx(20000.0, abs=1e-5)
+    assert summary["DV"].iloc[0] == pytest.approx(hohmann_dv(7000.0, 20000.0), abs=1e-6)
+    assert s.solver_iterations()["met"].iloc[-1]
+    assert len(s.results("Steps")) > 0
