@@ -6,8 +6,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .distribution import DISTRIBUTION
+
 try:
-    __version__ = version("gmat-sweep")
+    __version__ = version(DISTRIBUTION)
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 

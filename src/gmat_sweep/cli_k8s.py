@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from . import kubernetes as k8s_manifests
+from .distribution import install_hint
 
 
 class OneLineUsageError(click.UsageError):
@@ -96,5 +97,5 @@ def render(name: str, image: str, workers: int, memory: str, claim: str | None, 
     except ValueError as exc:
         raise OneLineUsageError(str(exc)) from None
     except ImportError as exc:
-        raise click.ClickException(f"{exc}: install the Kubernetes extra, pip install 'gmat-sweep[kubernetes]'")
+        raise click.ClickException(f"{exc}: install the Kubernetes extra, {install_hint('kubernetes')}")
     click.echo(k8s_manifests.to_yaml(objs), nl=False)

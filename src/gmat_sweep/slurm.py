@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .dask_config import CLUSTER, QUIET, env
+from .distribution import install_hint
 
 #: Node-local scratch for each worker (spill files, return-mode run folders); Slurm sets TMPDIR on most sites.
 NODE_SCRATCH = "${TMPDIR:-/tmp}"
@@ -88,7 +89,7 @@ def slurm_cluster(**kwargs: Any) -> Any:
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError as exc:
-        raise ImportError("slurm_cluster needs dask-jobqueue: pip install 'gmat-sweep[slurm]'") from exc
+        raise ImportError(f"slurm_cluster needs dask-jobqueue: {install_hint('slurm')}") from exc
     with dask.config.set(CLUSTER):  # the scheduler runs here; the workers get QUIET from the job script
         return SLURMCluster(**slurm_options(**kwargs))
 

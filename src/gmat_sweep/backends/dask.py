@@ -53,11 +53,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
+from ..distribution import install_hint
+
 try:
     import distributed
     from distributed import KilledWorker, NannyPlugin, WorkerPlugin
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("DaskPool needs Dask's distributed package: pip install 'gmat-sweep[dask]'") from exc
+    raise ImportError(f"DaskPool needs Dask's distributed package: {install_hint('dask')}") from exc
 
 from ..records import RunOutcome, RunSpec
 from ..worker import run_one

@@ -44,6 +44,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import kubernetes as manifests
+from ..distribution import install_hint
 from .dask import DaskPool, DaskPoolError
 
 logger = logging.getLogger("gmat_sweep.kubernetes")
@@ -268,7 +269,7 @@ def _start_cluster(spec: dict, namespace: str | None, wait_timeout: float, port_
     try:
         from dask_kubernetes.operator.kubecluster.kubecluster import CreateMode
     except ImportError as exc:
-        raise ImportError(f"KubernetesPool needs dask-kubernetes ({exc}): pip install 'gmat-sweep[kubernetes]'") \
+        raise ImportError(f"KubernetesPool needs dask-kubernetes ({exc}): {install_hint('kubernetes')}") \
             from None
     return _cluster_class()(
         custom_cluster_spec=spec, namespace=namespace, create_mode=CreateMode.CREATE_ONLY, shutdown_on_close=True,

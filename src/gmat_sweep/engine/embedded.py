@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from ..distribution import install_hint
 from .base import Engine, EngineError
 
 
@@ -26,7 +27,8 @@ class EmbeddedEngine(Engine):
         except ImportError as exc:
             raise EngineError(
                 f"the embedded GMAT engine is not installed ({exc}). Install it with "
-                "'pip install \"gmatpy>=0.2.1,<0.3\"' (it comes with 'pip install gmat-sweep'; needs Python >= 3.12 "
+                "'pip install \"gmatpy>=0.2.1,<0.3\"' (it comes with gmat-sweep: "
+                f"{install_hint()}; needs Python >= 3.12 "
                 "on Linux x86_64/aarch64 or macOS), or point GMAT_ROOT at a full GMAT install."
             ) from exc
         try:
