@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from .distribution import DISTRIBUTION, install_hint
+
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -102,38 +104,40 @@ def read_samples(path: str) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="gmat-sweep")
+@click.version_option(package_name=DISTRIBUTION)
 def main() -> None:
     """Parameter sweeps over GMAT mission scripts, in parallel, into one tidy table."""
 
 
 def _backend_options(fn: Any) -> Any:
+    # Applied last-shown-first: --help lists --backend, --workers, --timeout, ... in that order.
+    fn = click.option("--no-progress", is_flag=True, help="No progress bar.")(fn)
+    fn = click.option("--shared-storage", is_flag=True,
+                      help="Dask workers see --out on a shared volume and write there directly.")(fn)
+    fn = click.option("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://HOST:8786.")(fn)
+    fn = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+                      help="Seconds after which one run is stopped and recorded as failed.")(fn)
     fn = click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
                       help="Worker processes (local: default one per core; dask: LocalCluster size; "
                            "kubernetes: worker Pods, default 2).")(fn)
     fn = click.option("--backend", type=click.Choice(["local", "dask", "kubernetes"]), default="local",
                       show_default=True, help="Where runs execute.")(fn)
-    fn = click.option("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://HOST:8786.")(fn)
-    fn = click.option("--shared-storage", is_flag=True,
-                      help="Dask workers see --out on a shared volume and write there directly.")(fn)
-    fn = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-                      help="Seconds after which one run is stopped and recorded as failed.")(fn)
-    fn = click.option("--no-progress", is_flag=True, help="No progress bar.")(fn)
-    return _kubernetes_options(fn)
+    return fn
 
 
 def _kubernetes_options(fn: Any) -> Any:
-    fn = click.option("--image", default=None,
-                      help="kubernetes: the pinned gmat-sweep image of every Pod, REPO:VERSION or REPO@sha256:...")(fn)
-    fn = click.option("--claim", default=None,
-                      help="kubernetes: PersistentVolumeClaim mounted in every Pod; workers write --out there.")(fn)
-    fn = click.option("--mount", default=None, help="kubernetes: where --claim is mounted (default /shared).")(fn)
-    fn = click.option("--namespace", default=None, help="kubernetes: namespace (default: the current one).")(fn)
-    fn = click.option("--allow-unpinned", is_flag=True, help="kubernetes: accept an image without a version.")(fn)
+    """The options only --backend kubernetes reads: a command lists them last."""
     fn = click.option("--scheduler-service-type", type=click.Choice(["ClusterIP", "NodePort", "LoadBalancer"]),
                       default="ClusterIP", show_default=True,
                       help="kubernetes: how the driver reaches the scheduler (ClusterIP: port-forward from outside "
                            "the cluster).")(fn)
+    fn = click.option("--allow-unpinned", is_flag=True, help="kubernetes: accept an image without a version.")(fn)
+    fn = click.option("--namespace", default=None, help="kubernetes: namespace (default: the current one).")(fn)
+    fn = click.option("--mount", default=None, help="kubernetes: where --claim is mounted (default /shared).")(fn)
+    fn = click.option("--claim", default=None,
+                      help="kubernetes: PersistentVolumeClaim mounted in every Pod; workers write --out there.")(fn)
+    fn = click.option("--image", default=None,
+                      help="kubernetes: the pinned gmat-sweep image of every Pod, REPO:VERSION or REPO@sha256:...")(fn)
     return fn
 
 
@@ -143,17 +147,19 @@ _KUBERNETES_ONLY = ("image", "claim", "mount", "namespace", "allow_unpinned")
 @main.command()
 @click.argument("script", type=click.Path(dir_okay=False))
 @click.option("--grid", "grids", multiple=True, metavar="PATH=VALUES",
-              help="A swept parameter: Sat.SMA=7000:7300:4 (inclusive) or Sat.INC=28.5,51.6. Repeatable.")
+              help="A swept parameter: Sat.SMA=7000:7300:4 (4 values from 7000 to 7300, both included) or "
+                   "Sat.INC=28.5,51.6. Repeatable.")
 @click.option("--samples", type=click.Path(dir_okay=False), help="Explicit runs: a .csv or .parquet table.")
 @click.option("--collect", multiple=True, metavar="PARAM", help="A final value to record, e.g. Sat.Earth.SMA.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the sweep's results.")
+@_backend_options
 @click.option("--engine", default=None, help="'embedded' (default) or a GMAT install folder (or set GMAT_ROOT).")
 @click.option("--fsync-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Group manifest fsyncs for very large sweeps (a crash may then rerun the last group).")
 @click.option("--require-converged", is_flag=True, help="Record runs whose targeter did not converge as failed.")
 @click.option("--postprocess", default=None, metavar="MODULE:FUNCTION",
               help="Call this function on the worker after each run (see docs/outputs.md).")
-@_backend_options
+@_kubernetes_options
 def run(script: str, grids: Sequence[str], samples: str | None, collect: Sequence[str], out: str,
         engine: str | None, fsync_every: int, require_converged: bool, postprocess: str | None,
         **backend: Any) -> None:
@@ -181,6 +187,7 @@ def run(script: str, grids: Sequence[str], samples: str | None, collect: Sequenc
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--allow-changed-script", is_flag=True, help="Resume even though the script changed.")
 @_backend_options
+@_kubernetes_options
 def resume(out: str, allow_changed_script: bool, **backend: Any) -> None:
     """Rerun the missing and failed runs of the sweep in OUT."""
     from .sweep import Sweep
@@ -348,7 +355,7 @@ def _kubernetes_pool(options: dict[str, Any]) -> Any:
         from .backends.kubernetes import KubernetesPool
     except ImportError as exc:
         raise click.UsageError(f"--backend kubernetes needs the Kubernetes extra ({exc}): "
-                               "pip install 'gmat-sweep[kubernetes]'") from None
+                               + install_hint("kubernetes")) from None
     from .kubernetes import DEFAULT_MOUNT
 
     _echo_log("gmat_sweep.kubernetes")  # the cluster's life: creating, up, deleted (or what to delete by hand)
