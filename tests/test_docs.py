@@ -118,7 +118,6 @@ def session_script(python_blocks: list[Block]) -> str:
 def run_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTHONPATH", None)
     return env
 
 
