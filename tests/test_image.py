@@ -52,7 +52,8 @@ def _skip_reason() -> str | None:
 def sh(*args: str, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": SBIN}
     done = subprocess.run(args, capture_output=True, text=True, env=env, **kw)
-    assert done.returncode == 0, f"{shlex.join(args)} exit {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (f"{shlex.join(args)} exit {done.returncode}:\n{done.stdout[-3000:]}\n"
+                                  f"{done.stderr[-3000:]}")
     return done
 
 
@@ -133,9 +134,11 @@ def pip_settings() -> dict[str, dict[str, str]]:
 
 def pip_volumes(settings: dict[str, dict[str, str]], conf: pathlib.Path) -> list[str]:
     """``--volume`` options: the merged pip.conf as the image's /etc/pip.conf, and the local files it names."""
-    conf.write_text("".join(f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+    indent = "\n    "  # a value of several lines (extra-index-url) continues on indented lines
+    conf.write_text("".join(f"[{section}]\n" + "".join(f"{key} = {value.replace(chr(10), indent)}\n"
+                                                      for key, value in values.items())
                             for section, values in settings.items()))
-    paths = set()
+    mounts = {}  # where pip looks -> what is there on this machine (a symlinked file is mounted as its target)
     for values in settings.values():
         for key in PIP_PATH_KEYS:
             for word in values.get(key, "").split():
@@ -143,8 +146,8 @@ def pip_volumes(settings: dict[str, dict[str, str]], conf: pathlib.Path) -> list
                 if key.endswith("index-url") and os.path.basename(path.rstrip("/")) == "simple":
                     path = os.path.dirname(path.rstrip("/"))  # a local index links to files beside simple/
                 if path.startswith("/") and os.path.exists(path):
-                    paths.add(os.path.realpath(path) if os.path.isfile(path) else path)
-    return [f"--volume={conf}:/etc/pip.conf:ro", *(f"--volume={p}:{p}:ro" for p in sorted(paths))]
+                    mounts[path] = os.path.realpath(path)
+    return [f"--volume={conf}:/etc/pip.conf:ro", *(f"--volume={mounts[p]}:{p}:ro" for p in sorted(mounts))]
 
 
 # ----------------------------------------------------------------------------------------------- running the image
@@ -179,9 +182,10 @@ import json
 from gmat_sweep import Sweep
 s = Sweep.from_manifest("/tmp/sweep")
 df = s.results().reset_index()
+runs = df.groupby("run_id")
 print(json.dumps({"columns": list(df.columns), "counts": s.counts(),
-                  "first": df.groupby("run_id").first()[["Sat.SMA", "Sat.Earth.SMA", "Sat.ElapsedSecs"]].values.tolist(),
-                  "last": df.groupby("run_id").last()["Sat.ElapsedSecs"].tolist(), "status": df["status"].tolist()}))
+                  "first": runs.first()[["Sat.SMA", "Sat.Earth.SMA", "Sat.ElapsedSecs"]].values.tolist(),
+                  "last": runs.last()["Sat.ElapsedSecs"].tolist(), "status": df["status"].tolist()}))
 """
 
 
