@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..distribution import install_hint
+
 try:
     from matplotlib.figure import Figure
 except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError("gmat_sweep.plot needs matplotlib: pip install 'gmat-sweep[plot]'") from exc
+    raise ImportError(f"gmat_sweep.plot needs matplotlib: {install_hint('plot')}") from exc
 
 #: Colours of a run's status wherever status is drawn.
 OK_COLOUR, MISSING_COLOUR, FAILED_COLOUR = "#9e9e9e", "#202020", "#d62728"
