@@ -3,7 +3,7 @@
 GMAT writes Hermite segments (SPK type 13), which store the states themselves: they are read as stored, not
 interpolated. Epochs are converted from TDB seconds past J2000 to UTC with the leap-second kernel GMAT ships, so
 the table's times compare with a ReportFile's ``UTCGregorian``. ``spiceypy`` is an optional dependency
-(``pip install 'gmat-sweep[spice]'``).
+(the ``[spice]`` extra: ``pip install '.[spice]'`` in a clone of the source).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import threading
 import numpy as np
 import pyarrow as pa
 
+from ..distribution import install_hint
 from . import ephemeris
 
 _J2000_UTC = np.datetime64("2000-01-01T12:00:00", "us")
@@ -29,8 +30,7 @@ def read_spk(path: str) -> tuple[pa.Table, list[str]]:
     try:
         import spiceypy as spice
     except ImportError:
-        raise ephemeris.UnknownFormat("SPK ephemerides need spiceypy to be read: pip install 'gmat-sweep[spice]'")\
-            from None
+        raise ephemeris.UnknownFormat(f"SPK ephemerides need spiceypy to be read: {install_hint('spice')}") from None
     warnings: list[str] = []
     epochs: list[np.ndarray] = []
     states: list[np.ndarray] = []
