@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := dask,kubernetes,slurm,plot,spice,test
+EXTRAS := dask,kubernetes,slurm,plot,spice,dispersion,test
 # The image: tagged with the project's version (the Kubernetes manifests refuse :latest); podman or docker.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= gmat-sweep:$(VERSION)

@@ -21,6 +21,8 @@ from .manifest import ManifestError
 from .design import DesignError
 from .api import sweep
 from .analysis.diff import diff
+from .api_designs import convergence, latin_hypercube, monte_carlo, saltelli, sensitivity, sobol
 
 __all__ = ["DesignError", "ManifestError", "RunOutcome", "RunSpec", "ScriptError", "ScriptSource", "Sweep",
-           "SweepError", "__version__", "diff", "load_script", "run_one", "sweep", "validate"]
+           "SweepError", "__version__", "convergence", "diff", "latin_hypercube", "load_script", "monte_carlo",
+           "run_one", "saltelli", "sensitivity", "sobol", "sweep", "validate"]

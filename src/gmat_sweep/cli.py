@@ -229,7 +229,8 @@ def compact(out: str) -> None:
 @main.command()
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--slowest", default=5, show_default=True, help="How many of the slowest runs to list.")
-def show(out: str, slowest: int) -> None:
+@click.option("--converge", default=None, metavar="OUTPUT", help="Statistics of OUTPUT as n grows, with intervals.")
+def show(out: str, slowest: int, converge: str | None) -> None:
     """Counts of ok / failed / missing runs, the failures with their errors, and the slowest runs."""
     from .sweep import Sweep
 
@@ -238,6 +239,7 @@ def show(out: str, slowest: int) -> None:
     counts = sweep.counts()
     click.echo(f"{sweep.out}: {len(sweep)} runs of {sweep.source.path}")
     click.echo(f"  ok {counts['ok']}   failed {counts['failed']}   missing {counts['missing']}")
+    show_design(sweep, converge)
     summary = sweep.summary()
     failed = summary[summary["status"] == "failed"]
     if len(failed):
@@ -401,12 +403,15 @@ def _params(row: Any, parameters: Sequence[str]) -> str:
 
 
 def _add_optional_groups() -> None:
+    register_designs(main)
     try:
         from .cli_k8s import k8s
     except ImportError:  # the [kubernetes] extra is not installed
         return
     main.add_command(k8s)
 
+
+from .cli_designs import register as register_designs, show_design  # noqa: E402 - they reuse the helpers above
 
 _add_optional_groups()
 from .cli_view import VIEW_COMMANDS  # noqa: E402 - plot, report, archive, diff

@@ -38,6 +38,10 @@ def from_json(value: Any) -> Any:
     return value
 
 
+#: Design kinds defined in the designs package (random and space-filling), read back by ``Design.from_dict``.
+KINDS = ("monte_carlo", "latin_hypercube", "sobol", "saltelli")
+
+
 class Design:
     """An ordered, indexable set of parameter rows. ``design[run_id]`` is that run's overrides."""
 
@@ -62,11 +66,22 @@ class Design:
             return Grid({k: [from_json(v) for v in vs] for k, vs in data["grid"].items()})
         if data.get("kind") == "samples":
             return Samples([{k: from_json(v) for k, v in row.items()} for row in data["rows"]])
+        from .designs import from_dict  # the random and space-filling designs
+
+        if data.get("kind") in KINDS:
+            return from_dict(data)
         raise DesignError(f"unknown design kind {data.get('kind')!r} in the manifest")
 
     def distinct_values(self) -> dict[str, list[Any]]:
         """Each parameter's distinct values, in first-seen order (what a preflight check must try)."""
         raise NotImplementedError
+
+    def difference(self, recorded: Mapping[str, Any]) -> str | None:
+        """What differs from the design recorded in a manifest, or ``None`` when it is the same design."""
+        return None if self.to_dict() == recorded else "the design"
+
+    def describe(self) -> str:
+        return f"{self.kind}, n={len(self)}"
 
 
 class Grid(Design):

@@ -51,8 +51,10 @@ class Sweep(SweepOutputs):
     def __init__(self, script: str | os.PathLike[str], grid: Any = None, samples: Any = None,
                  out: str | os.PathLike[str] | None = None, collect: Sequence[str] | None = None,
                  engine: str | None = None, timeout: float | None = None, fsync_every: int = 1,
-                 require_converged: bool = False, postprocess: str | None = None, _design: Design | None = None, _source: ScriptSource | None = None) -> None:
-        self.design = _design or make_design(grid, samples)
+                 require_converged: bool = False, postprocess: str | None = None, _design: Design | None = None,
+                 _source: ScriptSource | None = None, *, design: Design | None = None) -> None:
+        # design=: a ready Design, e.g. gmat_sweep.designs.MonteCarlo({"Sat.SMA": "normal(7000, 5)"}, n=1000)
+        self.design = _design or design or make_design(grid, samples)
         self.collect = [check_path(c) for c in (collect or [])]
         if len(set(self.collect)) != len(self.collect):
             raise SweepError("collect names a parameter twice; list each once")
@@ -125,6 +127,7 @@ class Sweep(SweepOutputs):
         pool = backend if backend is not None else _default_pool()
         try:
             pool.prepare({"out": self.out, "engine": self.engine, "script": self.source})
+            self._prepare_design(pool)
             fingerprint = self._preflight(pool)
             self._check_same_engine(fingerprint, allow_changed_script)
             self._ensure_manifest(fingerprint)
@@ -134,6 +137,24 @@ class Sweep(SweepOutputs):
                 pool.close()
         self._manifest = read_manifest(self.out)
         return self
+
+    def extend(self, m: int, backend: Pool | None = None, progress: bool = True,
+               allow_changed_script: bool = False) -> Sweep:
+        """Add ``m`` runs to a Monte Carlo, Latin hypercube or Sobol' sweep and run them (and any missing or failed
+        ones). The new runs are exactly runs n..n+m-1 of one sweep of n+m (Latin hypercube: one more block).
+
+        >>> Sweep.from_manifest("sweeps/mc").extend(1000)
+        """
+        from .extend import grow
+
+        grow(self, m, allow_changed_script)
+        return self.run(backend, progress=progress, allow_changed_script=allow_changed_script, _resume=True)
+
+    def _prepare_design(self, pool: Pool) -> None:
+        if hasattr(self.design, "relative_paths"):  # a dispersion: nominals from GMAT, draws GMAT would refuse
+            from .dispersion_check import prepare
+
+            prepare(self.design, pool, self.source, self.collect, self.engine)
 
     def resume(self, backend: Pool | None = None, progress: bool = True,
                allow_changed_script: bool = False) -> Sweep:
@@ -164,12 +185,13 @@ class Sweep(SweepOutputs):
     def _check_same_sweep(self, manifest: Manifest, allow_changed_script: bool, resume: bool) -> None:
         header = manifest.header
         theirs = header.get("design")
-        ours = self.design.to_dict()
-        if theirs != ours or header.get("collect", []) != self.collect:
+        differs = self.design.difference(theirs) or (header.get("collect", []) != self.collect and "collect")
+        if differs:
+            hint = " (add runs with: gmat-sweep extend OUT --n M)" if differs.startswith("n ") else ""
             raise SweepError(
                 f"out={self.out} holds a different sweep ({len(Design.from_dict(theirs))} runs of "
-                f"{header['script']['path']}); refusing to overwrite it. Give a new out= folder, or continue that "
-                f"sweep with: gmat-sweep resume {self.out}")
+                f"{header['script']['path']}; it differs in {differs}){hint}; refusing to overwrite it. Give a new "
+                f"out= folder, or continue that sweep with: gmat-sweep resume {self.out}")
         if header.get("postprocess") != self.postprocess and not allow_changed_script:
             raise SweepError(f"this sweep's runs were postprocessed by {header.get('postprocess')!r}, not "
                              f"{self.postprocess!r}; keep the same postprocess=, or accept the change with "

@@ -1,0 +1,164 @@
+"""Before a dispersion's first run: read the nominal values from GMAT, and find draws GMAT would refuse.
+
+Both run on a pool worker (a script that crashes GMAT takes a worker down, never the driver):
+
+* ``read_nominals`` loads the script and reads each relatively perturbed field from the configured object, so the
+  nominal is the value GMAT holds after the script's own assignments (the place an override replaces), including
+  defaults the script never writes (a Spacecraft's default state).
+* ``accepted`` loads the script with one value of one path at a time. ``check_draws`` tries each path's extremes;
+  when GMAT refuses one, it bisects towards the accepted range to find where GMAT's limit lies and counts the
+  design's draws beyond it: "37 of 1000 draws of Sat.ECC are < 0: truncate the distribution".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .backends.base import Pool
+from .designs.dispersion import PREFLIGHT_RUNS, Dispersion
+from .gmat.script import ScriptError
+from .records import ScriptSource
+
+BISECTIONS = 24
+
+
+class DrawError(ScriptError):
+    """A dispersion cannot start: a nominal GMAT does not have, or draws GMAT refuses."""
+
+
+# ------------------------------------------------------------------------------------------- on a worker
+
+
+def read_nominals(source: ScriptSource, paths: Sequence[str], engine: str | None) -> dict[str, Any]:
+    """``{path: float}`` for fields with a numeric value after loading ``source``; a message string otherwise."""
+    import tempfile
+
+    from . import worker
+    from .engine import get_engine
+
+    values: dict[str, Any] = {}
+    with worker._lock, tempfile.TemporaryDirectory(prefix="gmat-sweep-nominal-") as directory:
+        with get_engine(engine).session() as api:
+            log = worker._RunLog(api)
+            _, as_run = worker._write_as_run(source, {}, [], worker._process_scratch(),
+                                             collect_file=f"{directory}/collect.txt")
+            with worker._working_directory(source.directory):
+                if not worker._load(api, as_run):
+                    return {p: f"GMAT could not load the script: {log.text().strip()[-300:]}" for p in paths}
+            for path in paths:
+                values[path] = _field(api, path)
+    return values
+
+
+def _field(api: Any, path: str) -> Any:
+    owner, _, name = path.partition(".")
+    try:
+        obj = api.GetObject(owner)
+        if obj is None:
+            return f"the script creates no object named {owner!r}"
+        text = str(obj.GetField(name or "Value")).strip()
+    except Exception as exc:  # noqa: BLE001 - GMAT's words say why
+        return f"GMAT has no readable field {path!r} ({str(exc).strip()})"
+    try:
+        value = float(text)
+    except ValueError:
+        return f"its value {text!r} is not a number"
+    return value if math.isfinite(value) else f"its value {text!r} is not finite"
+
+
+def accepted(source: ScriptSource, path: str, values: Sequence[Any], collect: Sequence[str],
+             engine: str | None) -> list[str | None]:
+    """For each value, ``None`` when GMAT accepts ``path = value`` on ``source``, else GMAT's message."""
+    from .worker import validate
+
+    answers: list[str | None] = []
+    for value in values:
+        try:
+            validate(source, {path: value}, collect, engine)
+            answers.append(None)
+        except ScriptError as exc:
+            answers.append(str(exc))
+    return answers
+
+
+# ------------------------------------------------------------------------------------------- in the driver
+
+
+def prepare(design: Dispersion, pool: Pool, source: ScriptSource, collect: Sequence[str],
+            engine: str | None) -> None:
+    """Fill in the design's nominal values and refuse draws GMAT would reject, before any run."""
+    missing = [p for p in design.relative_paths if p not in design.nominal]
+    if missing:
+        found = pool.result(pool.submit(read_nominals, source, missing, engine))
+        bad = {p: v for p, v in found.items() if not isinstance(v, float)}
+        if bad:
+            path, why = next(iter(bad.items()))
+            raise DrawError(f"{path} is perturbed relatively but has no numeric nominal value in the script ({why}); "
+                            "give it an absolute distribution instead")
+        design.nominal.update(found)
+    check_draws(design, pool, source, collect, engine)
+
+
+def check_draws(design: Dispersion, pool: Pool, source: ScriptSource, collect: Sequence[str],
+                engine: str | None) -> None:
+    ranges = {p: v for p, v in design.distinct_values().items() if all(_numeric(x) for x in v)}
+    futures = {pool.submit(accepted, source, path, values, collect, engine): path for path, values in ranges.items()}
+    problems = []
+    for future in pool.as_completed(list(futures)):
+        path = futures[future]
+        low, high = ranges[path][0], ranges[path][-1]
+        answers = pool.result(future)
+        if all(a is None for a in answers):
+            continue
+        if all(a is not None for a in answers):
+            continue  # GMAT refuses every value: the ordinary preflight reports GMAT's own message
+        refused_low = answers[0] is not None
+        limit = _bisect(pool, source, path, collect, engine, low, high, refused_low)
+        count, total = _count(design, path, limit, below=refused_low)
+        side = "<" if refused_low else ">"
+        message = next(a for a in answers if a is not None)
+        first = f"the first {total} of " if total < len(design) else ""
+        problems.append(f"{count} of {first}{total} draws of {path} are {side} {_round(limit)}, which GMAT refuses "
+                        f"({message.splitlines()[0][:160]}): truncate the distribution "
+                        f"(e.g. truncnormal(mu, sigma, lo, hi)) or narrow it")
+    if problems:
+        raise DrawError("\n  ".join(problems))
+
+
+def _bisect(pool: Pool, source: ScriptSource, path: str, collect: Sequence[str], engine: str | None,
+            low: float, high: float, refused_low: bool) -> float:
+    """The boundary between refused and accepted values of ``path``: the first accepted value found."""
+    refused, ok = (low, high) if refused_low else (high, low)
+    for _ in range(BISECTIONS):
+        middle = (refused + ok) / 2
+        if middle in (refused, ok):
+            break
+        answer = pool.result(pool.submit(accepted, source, path, [_round(middle, 17)], collect, engine))[0]
+        refused, ok = (middle, ok) if answer is not None else (refused, middle)
+    # The simplest number between the last refused and the first accepted value (a limit such as 0 or 1).
+    low, high = min(refused, ok), max(refused, ok)
+    for candidate in [0.0, *(_round(ok, digits) for digits in range(1, 18))]:
+        if (low < candidate <= high) if refused < ok else (low <= candidate < high):
+            return candidate
+    return ok
+
+
+def _count(design: Dispersion, path: str, limit: float, below: bool) -> tuple[int, int]:
+    count = total = 0
+    for columns in design.iter_columns(PREFLIGHT_RUNS):
+        column = np.asarray(columns[path], dtype=float)
+        count += int(np.sum(column < limit if below else column > limit))
+        total += len(column)
+    return count, total
+
+
+def _round(value: float, digits: int = 6) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
