@@ -239,6 +239,8 @@ def show(out: str, slowest: int, converge: str | None) -> None:
     counts = sweep.counts()
     click.echo(f"{sweep.out}: {len(sweep)} runs of {sweep.source.path}")
     click.echo(f"  ok {counts['ok']}   failed {counts['failed']}   missing {counts['missing']}")
+    from .cli_designs import show_design
+
     show_design(sweep, converge)
     summary = sweep.summary()
     failed = summary[summary["status"] == "failed"]
@@ -403,15 +405,16 @@ def _params(row: Any, parameters: Sequence[str]) -> str:
 
 
 def _add_optional_groups() -> None:
-    register_designs(main)
+    if __name__ == "gmat_sweep.cli":  # the dispersion commands import this module's helpers by that name
+        from .cli_designs import register
+
+        register(main)
     try:
         from .cli_k8s import k8s
     except ImportError:  # the [kubernetes] extra is not installed
         return
     main.add_command(k8s)
 
-
-from .cli_designs import register as register_designs, show_design  # noqa: E402 - they reuse the helpers above
 
 _add_optional_groups()
 from .cli_view import VIEW_COMMANDS  # noqa: E402 - plot, report, archive, diff
@@ -420,4 +423,6 @@ for _command in VIEW_COMMANDS:
     main.add_command(_command)
 
 if __name__ == "__main__":
-    main()
+    from gmat_sweep.cli import main as package_main  # the copy with every command registered
+
+    package_main()

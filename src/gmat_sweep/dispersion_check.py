@@ -13,6 +13,7 @@ Both run on a pool worker (a script that crashes GMAT takes a worker down, never
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,11 +59,16 @@ def _field(api: Any, path: str) -> Any:
     owner, _, name = path.partition(".")
     try:
         obj = api.GetObject(owner)
-        if obj is None:
-            return f"the script creates no object named {owner!r}"
+        kind = obj.GetTypeName()
+        if not name and kind != "Variable":
+            return f"{owner} is a {kind}, not a numeric Variable"
         text = str(obj.GetField(name or "Value")).strip()
     except Exception as exc:  # noqa: BLE001 - GMAT's words say why
+        if "NoneType" in str(exc):  # the API hands back an empty proxy for an unknown name
+            return f"the script creates no object named {owner!r}"
         return f"GMAT has no readable field {path!r} ({str(exc).strip()})"
+    if "exception" in text.lower():  # some getters hand GMAT's error back as the value
+        return f"GMAT cannot read {path!r} ({text})"
     try:
         value = float(text)
     except ValueError:
@@ -120,11 +126,10 @@ def check_draws(design: Dispersion, pool: Pool, source: ScriptSource, collect: S
         limit = _bisect(pool, source, path, collect, engine, low, high, refused_low)
         count, total = _count(design, path, limit, below=refused_low)
         side = "<" if refused_low else ">"
-        message = next(a for a in answers if a is not None)
+        why = _allowed(next(a for a in answers if a is not None))
         first = f"the first {total} of " if total < len(design) else ""
-        problems.append(f"{count} of {first}{total} draws of {path} are {side} {_round(limit)}, which GMAT refuses "
-                        f"({message.splitlines()[0][:160]}): truncate the distribution "
-                        f"(e.g. truncnormal(mu, sigma, lo, hi)) or narrow it")
+        problems.append(f"{count} of {first}{total} draws of {path} are {side} {limit:.6g}, which GMAT refuses "
+                        f"({why}): truncate the distribution (e.g. truncnormal(mu, sigma, lo, hi)) or narrow it")
     if problems:
         raise DrawError("\n  ".join(problems))
 
@@ -154,6 +159,14 @@ def _count(design: Dispersion, path: str, limit: float, below: bool) -> tuple[in
         count += int(np.sum(column < limit if below else column > limit))
         total += len(column)
     return count, total
+
+
+def _allowed(message: str) -> str:
+    """GMAT's statement of the allowed values, else its message without the loader's preamble."""
+    found = re.search(r"allowed values are: (\[.*?\])", message)
+    if found:
+        return f"GMAT allows {found.group(1)}"
+    return re.split(r"Exception( Thrown)?: ", message.splitlines()[0])[-1][:200]
 
 
 def _round(value: float, digits: int = 6) -> float:
