@@ -65,7 +65,7 @@ class Dispersion(Design):
         self.seed = resolve_seed(seed)
         self.parameters = [p for e in self.entries for p in e.paths]
         self.nominal: dict[str, float] = dict(nominal or {})
-        self._cache: tuple[int, list[dict[str, Any]]] | None = None
+        self._cache: tuple[int, list[tuple[str, list[Any]]]] | None = None
 
     # ---------------------------------------------------------------- what subclasses define
 
@@ -94,8 +94,10 @@ class Dispersion(Design):
             raise IndexError(run_id)
         block = run_id // BLOCK
         if self._cache is None or self._cache[0] != block:
-            self._cache = (block, self.rows(block * BLOCK, min(self.n, (block + 1) * BLOCK)))
-        return dict(self._cache[1][run_id - block * BLOCK])
+            columns = self.columns(block * BLOCK, min(self.n, (block + 1) * BLOCK))
+            self._cache = (block, [(p, c.tolist() if hasattr(c, "tolist") else c) for p, c in columns.items()])
+        j = run_id - block * BLOCK
+        return {path: column[j] for path, column in self._cache[1]}
 
     def rows(self, start: int, stop: int) -> list[dict[str, Any]]:
         columns = self.columns(start, stop)
