@@ -191,3 +191,16 @@ def test_a_fresh_seed_is_drawn_and_recorded():
     a, b = MonteCarlo({"a": "normal(0, 1)"}, 3), MonteCarlo({"a": "normal(0, 1)"}, 3)
     assert a.seed != b.seed and a.to_dict()["seed"] == a.seed
     assert MonteCarlo({"a": "normal(0, 1)"}, 3, seed=a.seed)[2] == a[2]
+
+
+def test_convergence_intervals_cover_the_true_statistics():
+    from gmat_sweep.analysis.convergence import _check_stat, _row
+
+    x = stats.norm(10, 2).rvs(size=4000, random_state=np.random.default_rng(1))
+    row = dict(zip(["mean", "mean_lo", "mean_hi", "std", "std_lo", "std_hi", "p95", "p95_lo", "p95_hi"],
+                   _row(x, [_check_stat(s) for s in ("mean", "std", "p95")])))
+    assert row["mean_lo"] < 10 < row["mean_hi"] and row["std_lo"] < 2 < row["std_hi"]
+    assert row["p95_lo"] < 10 + 2 * stats.norm.ppf(0.95) < row["p95_hi"]
+    assert row["mean_hi"] - row["mean_lo"] == pytest.approx(2 * 1.96 * 2 / np.sqrt(4000), rel=0.05)
+    few = _row(x[:20], [_check_stat("p99")])
+    assert np.isnan(few[2])  # 20 runs cannot bound the 99th percentile from above

@@ -232,3 +232,28 @@ def test_the_cli_runs_shows_extends_and_analyses(leo, tmp_path):
     seed = subprocess.run(CLI + ["lhs", str(leo), "--perturb", "TOF=uniform(60,120)", "--n", "4", "--seed", "x",
                                  "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     assert seed.returncode == 2 and "--seed must be a whole number" in seed.stderr
+
+
+def test_a_covariance_centred_on_the_nominal_state(leo, tmp_path, pool):
+    from scipy import stats
+
+    # GMAT takes Cartesian overrides before BeginMissionSequence only from a script that sets a Cartesian state
+    text = leo.read_text().replace("GMAT Sat.DisplayStateType = Keplerian;", "GMAT Sat.DisplayStateType = Cartesian;")
+    text = text.replace("GMAT Sat.SMA = 7000;\nGMAT Sat.ECC = 0.001;\nGMAT Sat.INC = 28.5;\n",
+                        "GMAT Sat.X = 6993;\nGMAT Sat.Y = 0;\nGMAT Sat.Z = 0;\n")
+    leo.write_text(text)
+    state = ("Sat.X", "Sat.Y", "Sat.Z", "Sat.VX", "Sat.VY", "Sat.VZ")
+    sigma = np.array([0.1, 0.1, 0.1, 1e-4, 1e-4, 1e-4])
+    cov = np.diag(sigma**2)
+    cov[0, 4] = cov[4, 0] = -0.5 * sigma[0] * sigma[4]
+    sweep = Sweep(leo, design=MonteCarlo({state: ("+", stats.multivariate_normal(np.zeros(6), cov))}, 4, seed=3),
+                  out=tmp_path / "state", collect=["Sat.Earth.SMA"]).run(pool, progress=False)
+    assert sweep.counts()["ok"] == 4
+    nominal = sweep.manifest.header["design"]["nominal"]
+    assert nominal["Sat.X"] == 6993.0
+    assert nominal["Sat.VY"] == 7.35  # a Spacecraft's default, never written in the script: read from GMAT
+    deviations = MonteCarlo({state: stats.multivariate_normal(np.zeros(6), cov)}, 4, seed=3)
+    summary = sweep.summary()
+    for i in range(4):
+        for path in state:
+            assert summary.loc[i, path] == nominal[path] + deviations[i][path]
