@@ -34,13 +34,14 @@ def test_draws_gmat_refuses_are_counted_before_any_run(leo, tmp_path, pool):
     design = MonteCarlo({"Sat.ECC": "normal(0.001, 0.002)", "Sat.DryMass": "normal(100, 10)"}, 200, seed=1)
     negative = int((design.columns(0, 200)["Sat.ECC"] < 0).sum())
     assert 0 < negative < 200
-    with pytest.raises(DrawError, match=rf"^{negative} of 200 draws of Sat.ECC are < -?[0-9.e-]+, which GMAT refuses "
+    with pytest.raises(DrawError, match=rf"^{negative} of 200 draws of Sat.ECC \(normal\(0.001, 0.002\)\) are "
+                                        r"< -?[0-9.e-]+, which GMAT refuses "
                                         r"\(GMAT allows \[0 < Real Number < 1.*\]\): truncate the distribution"):
         Sweep(leo, design=design, out=tmp_path / "out").run(pool, progress=False)
     assert not (tmp_path / "out" / "manifest.jsonl").exists()
     mass = MonteCarlo({"Sat.DryMass": "normal(10, 8)"}, 500, seed=2)
     below = int((mass.columns(0, 500)["Sat.DryMass"] < 0).sum())
-    with pytest.raises(DrawError, match=rf"^{below} of 500 draws of Sat.DryMass are < 0, which GMAT refuses"):
+    with pytest.raises(DrawError, match=rf"^{below} of 500 draws of Sat.DryMass \(normal\(10, 8\)\) are < 0, which GMAT"):
         Sweep(leo, design=mass, out=tmp_path / "mass").run(pool, progress=False)
 
 

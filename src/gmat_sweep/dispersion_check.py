@@ -128,7 +128,9 @@ def check_draws(design: Dispersion, pool: Pool, source: ScriptSource, collect: S
         side = "<" if refused_low else ">"
         why = _allowed(next(a for a in answers if a is not None))
         first = f"the first {total} of " if total < len(design) else ""
-        problems.append(f"{count} of {first}{total} draws of {path} are {side} {limit:.6g}, which GMAT refuses "
+        entry = next(e for e in design.entries if path in e.paths)
+        problems.append(f"{count} of {first}{total} draws of {path} ({entry.describe()}) are {side} {limit:.6g}, "
+                        "which GMAT refuses "
                         f"({why}): truncate the distribution (e.g. truncnormal(mu, sigma, lo, hi)) or narrow it")
     if problems:
         raise DrawError("\n  ".join(problems))
