@@ -127,7 +127,8 @@ def test_n_then_m_more_is_one_design_of_n_plus_m(kind):
 
 
 def test_the_design_round_trips_through_the_manifest_form():
-    for design in (MonteCarlo({"Sat.SMA": "+normal(0, 5)", "x": stats.gamma(2.0)}, 10, seed=1, nominal={"Sat.SMA": 7000.0}),
+    for design in (MonteCarlo({"Sat.SMA": "+normal(0, 5)", "x": stats.gamma(2.0)}, 10, seed=1,
+                              nominal={"Sat.SMA": 7000.0}),
                    LatinHypercube({"a": "uniform(0, 1)"}, 10, seed=2).extended(5),
                    Saltelli({"x1": "uniform(-1, 1)", "x2": "uniform(-1, 1)"}, 8, seed=3)):
         data = json.loads(json.dumps(design.to_dict()))

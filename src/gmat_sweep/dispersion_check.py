@@ -111,40 +111,41 @@ def prepare(design: Dispersion, pool: Pool, source: ScriptSource, collect: Seque
 
 def check_draws(design: Dispersion, pool: Pool, source: ScriptSource, collect: Sequence[str],
                 engine: str | None) -> None:
-    ranges = {p: v for p, v in design.distinct_values().items() if all(_numeric(x) for x in v)}
-    futures = {pool.submit(accepted, source, path, values, collect, engine): path for path, values in ranges.items()}
+    """Load each numeric path's smallest, middle and largest draw in GMAT; for a refused extreme, find GMAT's
+    limit and count the draws beyond it."""
+    tries = {p: [v[0], (v[0] + v[-1]) / 2, v[-1]] if v[0] != v[-1] else v[:1]
+             for p, v in design.distinct_values().items() if all(_numeric(x) for x in v)}
+    futures = {pool.submit(accepted, source, path, values, collect, engine): path for path, values in tries.items()}
     problems = []
     for future in pool.as_completed(list(futures)):
         path = futures[future]
-        low, high = ranges[path][0], ranges[path][-1]
-        answers = pool.result(future)
-        if all(a is None for a in answers):
-            continue
-        if all(a is not None for a in answers):
-            continue  # GMAT refuses every value: the ordinary preflight reports GMAT's own message
-        refused_low = answers[0] is not None
-        limit = _bisect(pool, source, path, collect, engine, low, high, refused_low)
-        count, total = _count(design, path, limit, below=refused_low)
-        side = "<" if refused_low else ">"
-        why = _allowed(next(a for a in answers if a is not None))
-        first = f"the first {total} of " if total < len(design) else ""
-        entry = next(e for e in design.entries if path in e.paths)
-        problems.append(f"{count} of {first}{total} draws of {path} ({entry.describe()}) are {side} {limit:.6g}, "
-                        "which GMAT refuses "
-                        f"({why}): truncate the distribution (e.g. truncnormal(mu, sigma, lo, hi)) or narrow it")
+        values, answers = tries[path], pool.result(future)
+        fine = [v for v, a in zip(values, answers) if a is None]
+        if len(fine) in (0, len(values)):
+            continue  # all accepted; or all refused, which the ordinary preflight reports in GMAT's words
+        reference = fine[len(fine) // 2]
+        for below, extreme, answer in ((True, values[0], answers[0]), (False, values[-1], answers[-1])):
+            if answer is None:
+                continue
+            limit = _bisect(pool, source, path, collect, engine, extreme, reference)
+            count, total = _count(design, path, limit, below)
+            first = f"the first {total} of " if total < len(design) else ""
+            entry = next(e for e in design.entries if path in e.paths)
+            problems.append(f"{count} of {first}{total} draws of {path} ({entry.describe()}) are "
+                            f"{'<' if below else '>'} {limit:.6g}, which GMAT refuses ({_allowed(answer)}): truncate "
+                            "the distribution (e.g. truncnormal(mu, sigma, lo, hi)) or narrow it")
     if problems:
         raise DrawError("\n  ".join(problems))
 
 
 def _bisect(pool: Pool, source: ScriptSource, path: str, collect: Sequence[str], engine: str | None,
-            low: float, high: float, refused_low: bool) -> float:
-    """The boundary between refused and accepted values of ``path``: the first accepted value found."""
-    refused, ok = (low, high) if refused_low else (high, low)
+            refused: float, ok: float) -> float:
+    """The boundary between a refused and an accepted value of ``path``: the simplest number close to it."""
     for _ in range(BISECTIONS):
-        middle = (refused + ok) / 2
+        middle = _round((refused + ok) / 2, 17)
         if middle in (refused, ok):
             break
-        answer = pool.result(pool.submit(accepted, source, path, [_round(middle, 17)], collect, engine))[0]
+        answer = pool.result(pool.submit(accepted, source, path, [middle], collect, engine))[0]
         refused, ok = (middle, ok) if answer is not None else (refused, middle)
     # The simplest number between the last refused and the first accepted value (a limit such as 0 or 1).
     low, high = min(refused, ok), max(refused, ok)

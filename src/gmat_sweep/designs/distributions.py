@@ -80,14 +80,16 @@ class Perturbation:
         return _build(tuple(data["paths"]), spec, data.get("mode", ABSOLUTE))
 
     def describe(self) -> str:
-        name = self.spec["name"]
-        args = self.spec.get("args", [])
-        if name == "scipy":
-            args = [*self.spec["args"], *(f"{k}={v}" for k, v in self.spec["kwds"].items())]
-            name = self.spec["dist"]
+        """The distribution as a user would write it, e.g. ``*normal(1, 0.01)``."""
+        name, args = self.spec["name"], list(self.spec.get("args", []))
         if name == "mvnormal":
             return f"{self.mode}mvnormal({len(self.paths)}-dimensional)"
-        return f"{self.mode}{name}({', '.join(repr(a) if isinstance(a, str) else f'{a:g}' if isinstance(a, float) else str(a) for a in args)})"
+        if name == "scipy":
+            name = self.spec["dist"]
+            args += [f"{k}={v}" for k, v in self.spec["kwds"].items()]
+        shown = [repr(a) if isinstance(a, str) and name == "choice" else f"{a:g}" if isinstance(a, float) else str(a)
+                 for a in args]
+        return f"{self.mode}{name}({', '.join(shown)})"
 
     def values(self, u: np.ndarray, nominal: Mapping[str, float]) -> list[np.ndarray | list[Any]]:
         """Turn uniform numbers ``u`` (rows x dims) into one column of values per path."""
