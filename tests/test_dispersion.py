@@ -269,3 +269,15 @@ def test_a_covariance_centred_on_the_nominal_state(leo, tmp_path, pool):
     for i in range(4):
         for path in state:
             assert summary.loc[i, path] == nominal[path] + deviations[i][path]
+
+
+def test_a_relative_dispersion_on_dask_equals_the_local_one(leo, tmp_path, pool):
+    from gmat_sweep.backends.dask import DaskPool
+
+    design = {"Sat.SMA": "*normal(1, 1e-4)", "TOF": "uniform(60, 120)"}
+    with DaskPool(n_workers=1) as dask_pool:
+        remote = Sweep(leo, design=MonteCarlo(design, 3, seed=11), out=tmp_path / "dask").run(dask_pool,
+                                                                                            progress=False)
+    local = Sweep(leo, design=MonteCarlo(design, 3, seed=11), out=tmp_path / "local").run(pool, progress=False)
+    assert remote.manifest.header["design"] == local.manifest.header["design"]
+    pd.testing.assert_frame_equal(remote.results(), local.results())
