@@ -97,10 +97,11 @@ class LatinHypercube(Dispersion):
         index = np.arange(lo, hi, dtype=np.int64)
         columns = []
         for dim in range(entry.dims):
-            keys = np.random.SeedSequence([self.seed, key, block, dim]).generate_state(4, np.uint64)
+            # The last word separates the permutations' keys from the jitter streams' (which end in 1).
+            keys = np.random.SeedSequence([self.seed, key, block, dim, 0]).generate_state(4, np.uint64)
             columns.append(permute(index, size, keys))
         strata = np.stack(columns, axis=1).astype(float)
-        jitter = np.concatenate([generator(self.seed, key, block, 1 + chunk).random((BLOCK, entry.dims))
+        jitter = np.concatenate([generator(self.seed, key, block, chunk, 1).random((BLOCK, entry.dims))
                                  for chunk in range(lo // BLOCK, (hi - 1) // BLOCK + 1)])
         offset = (lo // BLOCK) * BLOCK
         return (strata + jitter[lo - offset: hi - offset]) / size
