@@ -35,7 +35,7 @@ def parse_seed(text: str | None) -> int | None:
         sys.exit(EXIT_USAGE)
 
 
-def _design_command(name: str, kind: str, help_text: str) -> Any:
+def _design_command(name: str, help_text: str) -> Any:
     @click.argument("script", type=click.Path(dir_okay=False))
     @click.option("--perturb", "perturbs", multiple=True, required=True, metavar="PATH=DIST",
                   help="A perturbed field: Sat.SMA=normal(7000,5), Sat.ECC=uniform(0,0.01), "
@@ -65,7 +65,7 @@ def _design_command(name: str, kind: str, help_text: str) -> Any:
             design = {"mc": lambda: MonteCarlo(perturb, n, parse_seed(seed)),
                       "lhs": lambda: LatinHypercube(perturb, n, parse_seed(seed)),
                       "sobol": lambda: Sobol(perturb, n, parse_seed(seed), warn=True),
-                      "saltelli": lambda: Saltelli(perturb, n, parse_seed(seed))}[kind]()
+                      "saltelli": lambda: Saltelli(perturb, n, parse_seed(seed))}[name]()
             sweep = Sweep(script, out=out, collect=list(collect), engine=engine, timeout=backend["timeout"],
                           fsync_every=fsync_every, design=design)
         for warning in caught:
@@ -78,12 +78,12 @@ def _design_command(name: str, kind: str, help_text: str) -> Any:
     return click.command(name)(command)
 
 
-mc = _design_command("mc", "mc", "Monte Carlo: run SCRIPT n times with the --perturb fields drawn at random.")
-lhs = _design_command("lhs", "lhs", "Latin hypercube: n runs, one in each of n equal-probability strata of every "
-                                    "--perturb field.")
-sobol = _design_command("sobol", "sobol", "Scrambled Sobol' points: n low-discrepancy runs (n a power of two).")
-saltelli = _design_command("saltelli", "saltelli", "Saltelli design for Sobol' indices: n base points x "
-                                                   "(fields + 2) runs; then gmat-sweep sensitivity OUT OUTPUT.")
+mc = _design_command("mc", "Monte Carlo: run SCRIPT n times with the --perturb fields drawn at random.")
+lhs = _design_command("lhs", "Latin hypercube: n runs, one in each of n equal-probability strata of every "
+                             "--perturb field.")
+sobol = _design_command("sobol", "Scrambled Sobol' points: n low-discrepancy runs (n a power of two).")
+saltelli = _design_command("saltelli", "Saltelli design for Sobol' indices: n base points x (fields + 2) runs; "
+                                       "then gmat-sweep sensitivity OUT OUTPUT.")
 
 
 @click.command()
