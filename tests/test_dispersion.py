@@ -281,3 +281,27 @@ def test_a_relative_dispersion_on_dask_equals_the_local_one(leo, tmp_path, pool)
     local = Sweep(leo, design=MonteCarlo(design, 3, seed=11), out=tmp_path / "local").run(pool, progress=False)
     assert remote.manifest.header["design"] == local.manifest.header["design"]
     pd.testing.assert_frame_equal(remote.results(), local.results())
+
+
+def test_a_ten_million_run_design_starts_without_a_table_of_its_runs(leo, tmp_path):
+    import psutil
+
+    out = tmp_path / "huge"
+    proc = subprocess.Popen(CLI + ["mc", str(leo), "--perturb", "TOF=uniform(30,60)", "--n", "10000000", "--seed",
+                                   "1", "--out", str(out), "--workers", "1", "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        manifest = out / "manifest.jsonl"
+        while time.time() < deadline and proc.poll() is None:
+            if manifest.exists() and len(manifest.read_bytes().splitlines()) > 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None and manifest.exists(), "the sweep did not start"
+        rss = psutil.Process(proc.pid).memory_info().rss
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    # 10^7 rows (or even a list of 10^7 run ids) would be gigabytes (hundreds of megabytes); the driver holds a block.
+    assert rss < 300 * 2**20, f"driver RSS {rss / 2**20:.0f} MB"
+    assert json.loads(manifest.read_text().splitlines()[0])["runs"] == 10_000_000

@@ -119,7 +119,9 @@ class Sweep(SweepOutputs):
             except HookError as exc:
                 raise SweepError(str(exc)) from None
         existing = self._open_out(allow_changed_script, resume=_resume)
-        todo = [i for i in range(len(self.design)) if existing.get(i, {}).get("status") != OK]
+        # A fresh sweep's ids are a range, not a list: a 10^7-run design needs no table of ids before its first run.
+        todo: Sequence[int] = range(len(self.design)) if not existing else \
+            [i for i in range(len(self.design)) if existing.get(i, {}).get("status") != OK]
         if not todo:
             self._report(f"all {len(self.design)} runs of {self.out} are already ok; nothing to do")
             return self
@@ -272,7 +274,7 @@ class Sweep(SweepOutputs):
         }
         ManifestWriter(path, header).close()
 
-    def _execute(self, pool: Pool, todo: list[int], progress: bool) -> None:
+    def _execute(self, pool: Pool, todo: Sequence[int], progress: bool) -> None:
         bar = _progress(len(todo), progress, len(self.design))
         writer = ManifestWriter(manifest_path(self.out), fsync_every=self.fsync_every,
                                 fsync_seconds=1.0 if self.fsync_every > 1 else 0.0)
@@ -298,7 +300,7 @@ class Sweep(SweepOutputs):
             writer.close()
             bar.close()
 
-    def _specs(self, todo: list[int]) -> Iterator[RunSpec]:
+    def _specs(self, todo: Sequence[int]) -> Iterator[RunSpec]:
         runs = os.path.join(self.out, "runs")
         try:
             with os.scandir(runs) as entries:
