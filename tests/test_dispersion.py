@@ -129,6 +129,12 @@ def test_latin_hypercube_extends_by_a_block(leo, tmp_path, pool):
     tof = grown.summary()["TOF"].to_numpy()
     assert sorted(np.floor((tof[:3] - 60) / 60 * 3).astype(int)) == [0, 1, 2]
     assert sorted(np.floor((tof[3:] - 60) / 60 * 2).astype(int)) == [0, 1]
+    # an output that is not collected is read from the report: each run's last row
+    finals = grown.results()["Sat.Earth.ECC"].groupby(level="run_id").last()
+    table = gs.convergence(grown, "Sat.Earth.ECC", stats=("mean",))
+    assert table.loc[5, "mean"] == pytest.approx(finals.mean(), rel=1e-14)
+    with pytest.raises(ValueError, match="'Sat.Nope' is neither a collected value nor a report column"):
+        gs.convergence(grown, "Sat.Nope")
 
 
 def test_extend_refuses_anything_but_n(leo, tmp_path, pool):

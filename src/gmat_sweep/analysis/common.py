@@ -26,21 +26,28 @@ def as_sweep(sweep_or_out: Any) -> Any:
     raise AnalysisError(f"expected a Sweep, the table a sweep returned, or an out folder; got {type(sweep_or_out)}")
 
 
-def output_column(summary: pd.DataFrame, output: str, collect: list[str]) -> pd.Series:
-    """``output`` for every run of the summary, as floats; unknown names are refused naming the choices."""
-    if output not in summary.columns:
-        raise AnalysisError(f"{output!r} is not a collected value or summary column of this sweep; choose one of "
-                            f"{', '.join(collect) or '(nothing collected: run with collect=[...])'}, duration")
+def output_values(sweep: Any, summary: pd.DataFrame, output: str, report: str | None = None) -> pd.Series:
+    """``output`` for every run of the summary, as floats: a collected value or summary column, else a column of
+    ``report`` (default: the script's first ReportFile) at each run's last row. Unknown names are refused."""
+    if report is None and output in summary.columns:
+        column = summary[output]
+    else:
+        frame = sweep.results(report=report)
+        if output not in frame.columns:
+            names = [*sweep.collect, *(c for c in frame.columns if c not in summary.columns)]
+            raise AnalysisError(f"{output!r} is neither a collected value nor a report column of {sweep.out}; choose "
+                                f"one of {', '.join(map(str, names)) or '(none: run with collect=[...])'}")
+        column = frame[output].groupby(level="run_id").last().reindex(summary.index)
     try:
-        return pd.to_numeric(summary[output], errors="raise").astype(float)
+        return pd.to_numeric(column, errors="raise").astype(float)
     except (TypeError, ValueError):
         raise AnalysisError(f"{output!r} is not numeric, so it has no statistics") from None
 
 
-def ok_values(sweep: Any, output: str) -> tuple[pd.DataFrame, np.ndarray]:
+def ok_values(sweep: Any, output: str, report: str | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """The summary rows of ok runs (run-id order) and ``output`` for them."""
     summary = sweep.summary()
-    values = output_column(summary, output, sweep.collect)
+    values = output_values(sweep, summary, output, report)
     ok = (summary["status"] == "ok").to_numpy() & np.isfinite(values.to_numpy())
     if not ok.any():
         raise AnalysisError(f"no finished ok run of {sweep.out} has a value of {output!r} yet")

@@ -5,9 +5,10 @@ run-id order (so it reads the same whichever order the runs finished in), with t
 ``<stat>``, ``<stat>_lo`` and ``<stat>_hi`` (a 95 % confidence interval). Statistics: ``mean`` (Student t
 interval), ``std`` (chi-square interval), ``median`` and percentiles ``pNN`` such as ``p95``, ``p99.9``
 (distribution-free order-statistic interval from the binomial distribution: ``NaN`` where n is still too small
-to bound it on that side). Rows are at up to ``points`` values of n, spaced geometrically, always ending at
-every ok run. The intervals assume independent runs: exact for Monte Carlo, conservative for Latin hypercube
-and Sobol' designs.
+to bound it on that side). ``output`` is a collected value or summary column, else a column of ``report``
+(default: the script's first ReportFile) at each run's last row. Rows are at up to ``points`` values of n from
+2, spaced geometrically, always ending at every ok run. The intervals assume independent runs: exact for Monte
+Carlo, conservative for Latin hypercube and Sobol' designs.
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ _PERCENTILE = re.compile(r"^p(\d+(\.\d+)?)$")
 
 
 def convergence(sweep_or_out: Any, output: str, stats: Sequence[str] = ("mean", "std", "p95", "p99"),
-                points: int = 100) -> pd.DataFrame:
+                points: int = 100, report: str | None = None) -> pd.DataFrame:
     """Each statistic of ``output`` after the first n ok runs, with a 95 % confidence interval.
 
     >>> convergence("sweeps/mc", "Sat.Earth.SMA").tail(3)   # columns mean, mean_lo, mean_hi, std, ..., p99_hi
     """
-    _, values = ok_values(as_sweep(sweep_or_out), output)
+    _, values = ok_values(as_sweep(sweep_or_out), output, report)
     checked = [_check_stat(s) for s in stats]
     total = len(values)
-    ns = np.unique(np.geomspace(1, total, num=min(points, total)).round().astype(int))
+    # From n = 2: one run has no spread and no interval.
+    first = min(2, total)
+    ns = np.unique(np.geomspace(first, total, num=min(points, total - first + 1)).round().astype(int))
     ns = np.union1d(ns, [total])
     rows = [_row(values[:n], checked) for n in ns]
     columns = [f"{s}{suffix}" for s, _ in checked for suffix in ("", "_lo", "_hi")]

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .common import AnalysisError, as_sweep, ok_values, output_column
+from .common import AnalysisError, as_sweep, ok_values, output_values
 
 
-def sensitivity(sweep_or_out: Any, output: str, method: str = "sobol") -> pd.DataFrame:
-    """Sensitivity of ``output`` (a collected value or summary column) to each perturbed path.
+def sensitivity(sweep_or_out: Any, output: str, method: str = "sobol", report: str | None = None) -> pd.DataFrame:
+    """Sensitivity of ``output`` (a collected value or summary column, else a column of ``report`` at each run's
+    last row) to each perturbed path.
 
     >>> sensitivity("sweeps/ishigami", "Y")            # S1, S1_conf, ST, ST_conf per path
     >>> sensitivity("sweeps/mc", "Sat.Earth.SMA", method="spearman")
@@ -32,13 +33,13 @@ def sensitivity(sweep_or_out: Any, output: str, method: str = "sobol") -> pd.Dat
                             "space-filling design (saltelli for method='sobol'; monte_carlo, latin_hypercube or "
                             "sobol for method='spearman')")
     if method == "sobol":
-        return _sobol(sweep, output)
+        return _sobol(sweep, output, report)
     if method == "spearman":
-        return _spearman(sweep, output)
+        return _spearman(sweep, output, report)
     raise AnalysisError(f"unknown method {method!r}: use 'sobol' or 'spearman'")
 
 
-def _sobol(sweep: Any, output: str) -> pd.DataFrame:
+def _sobol(sweep: Any, output: str, report: str | None) -> pd.DataFrame:
     design = sweep.design
     if design.kind != "saltelli":
         raise AnalysisError(f"Sobol' indices need a saltelli sweep ({sweep.out} is {design.kind}); run "
@@ -48,7 +49,7 @@ def _sobol(sweep: Any, output: str) -> pd.DataFrame:
     except ImportError:
         raise AnalysisError("Sobol' indices need SALib: pip install 'gmat-sweep[dispersion]'") from None
     summary = sweep.summary()
-    values = output_column(summary, output, sweep.collect).to_numpy()
+    values = output_values(sweep, summary, output, report).to_numpy()
     bad = int(np.sum((summary["status"] != "ok").to_numpy() | ~np.isfinite(values)))
     if bad:
         raise AnalysisError(f"{bad} of {len(values)} runs of {sweep.out} are failed, missing or have no {output}; "
@@ -61,10 +62,10 @@ def _sobol(sweep: Any, output: str) -> pd.DataFrame:
                         index=pd.Index(design.parameters, name="parameter"))
 
 
-def _spearman(sweep: Any, output: str) -> pd.DataFrame:
+def _spearman(sweep: Any, output: str, report: str | None) -> pd.DataFrame:
     from scipy import stats
 
-    summary, y = ok_values(sweep, output)
+    summary, y = ok_values(sweep, output, report)
     n = len(y)
     if n < 4:
         raise AnalysisError(f"rank correlations need at least 4 ok runs; {sweep.out} has {n}")

@@ -12,7 +12,7 @@ from ..records import FAILED, OK
 
 #: Which report layout a design kind gets; a kind not listed gets the "samples" layout.
 LAYOUTS = {"grid": "grid", "samples": "samples", "monte_carlo": "dispersion", "lhs": "dispersion",
-           "sobol": "dispersion", "saltelli": "dispersion"}
+           "latin_hypercube": "dispersion", "sobol": "dispersion", "saltelli": "dispersion"}
 
 
 @dataclass
