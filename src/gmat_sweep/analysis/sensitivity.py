@@ -47,7 +47,9 @@ def _sobol(sweep: Any, output: str, report: str | None) -> pd.DataFrame:
     try:
         from SALib.analyze import sobol as salib_sobol
     except ImportError:
-        raise AnalysisError("Sobol' indices need SALib: pip install 'gmat-sweep[dispersion]'") from None
+        from ..distribution import install_hint
+
+        raise AnalysisError(f"Sobol' indices need SALib: {install_hint('dispersion')}") from None
     summary = sweep.summary()
     values = output_values(sweep, summary, output, report).to_numpy()
     bad = int(np.sum((summary["status"] != "ok").to_numpy() | ~np.isfinite(values)))

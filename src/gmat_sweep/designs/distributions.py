@@ -43,7 +43,9 @@ def _stats() -> Any:
     try:
         import scipy.stats
     except ImportError:
-        raise DesignError("dispersions need scipy: pip install 'gmat-sweep[dispersion]'") from None
+        from ..distribution import install_hint
+
+        raise DesignError(f"dispersions need scipy: {install_hint('dispersion')}") from None
     return scipy.stats
 
 
