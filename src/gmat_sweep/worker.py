@@ -25,6 +25,7 @@ from . import outputs
 from .engine import EngineError, get_engine
 from .gmat import kernels
 from .gmat import report as reports
+from .gmat.written import write_problem
 from .gmat.script import (COLLECT_REPORT, PreparedScript, ScriptError, list_items, load_script, materialize,
                           prepare)
 from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
@@ -70,6 +71,7 @@ def validate(script: str | os.PathLike[str] | ScriptSource, overrides: Mapping[s
     """
     source = script if isinstance(script, ScriptSource) else load_script(script)
     with _lock, tempfile.TemporaryDirectory(prefix="gmat-sweep-validate-") as directory:
+        _private_gmat_temp()
         try:
             eng = get_engine(engine)
         except EngineError as exc:
@@ -108,6 +110,7 @@ def preflight(source: ScriptSource, rows: Sequence[Mapping[str, Any]], collect: 
 
 
 def _run(spec: RunSpec, outcome: RunOutcome) -> None:
+    _private_gmat_temp()
     out_dir = os.path.abspath(spec.out_dir)
     error = _prepare_out_dir(out_dir)
     if error:
@@ -156,10 +159,17 @@ def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: _RunLog, ou
         outcome.error = _gmat_error(log.text(), *as_run, "GMAT could not load the script")
         return False, None, fields, {}
     with _working_directory(spec.script.directory):
-        report_settings = _redirect_outputs(api, out_dir)
+        report_settings, ephemerides = _redirect_outputs(api, out_dir)
         outputs.redirect(api, spec, out_dir)
         _slim_kernels(api)
         ran = _run_mission(api)
+    if ran:
+        # GMAT reports a file it could not open and carries on: such a run did not do what the script asked.
+        outcome.error, warnings = write_problem(log.text(), ephemerides)
+        outcome.warnings += warnings
+        ran = outcome.error is None
+        if not ran:
+            return ran, report_settings, fields, {}
     if not ran:
         outcome.error = _gmat_error(log.text(), prepared, as_run, spec.script.path, "the mission run failed")
     return ran, report_settings, fields, _read_fields(api, fields) if ran else {}
@@ -265,6 +275,25 @@ def _process_scratch() -> str:
         _scratch = tempfile.mkdtemp(prefix=f"gmat-sweep-{os.getpid()}-")
         atexit.register(shutil.rmtree, _scratch, True)
     return _scratch
+
+
+_UNSET = object()
+_tmpdir_before: Any = _UNSET
+
+
+def _private_gmat_temp() -> None:
+    """Give GMAT a temporary folder of this process's own.
+
+    GMAT writes some outputs (STK ephemerides) first to a file in ``$TMPDIR`` named after the output, and reads
+    ``TMPDIR`` each time it does: processes that share a ``TMPDIR`` (the workers of one pool, of one Dask
+    machine) write over each other's runs. Set before every run, so it holds whatever else changed it."""
+    global _tmpdir_before
+    folder = os.path.join(_process_scratch(), "tmp")
+    if os.environ.get("TMPDIR") != folder or not os.path.isdir(folder):
+        if _tmpdir_before is _UNSET:
+            _tmpdir_before = os.environ.get("TMPDIR")
+        os.makedirs(folder, exist_ok=True)
+        os.environ["TMPDIR"] = folder
 
 
 def _write_as_run(source: ScriptSource, overrides: Mapping[str, Any], collect: Sequence[str], directory: str,
@@ -395,10 +424,12 @@ def _gmat_error(log_text: str, prepared: PreparedScript, as_run: str, original: 
 # ------------------------------------------------------------------------------------------- outputs
 
 
-def _redirect_outputs(api: Any, out_dir: str) -> dict[str, dict[str, str]]:
-    """Point every file-writing resource at the run's directory; return the ReportFiles' settings."""
+def _redirect_outputs(api: Any, out_dir: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Point every file-writing resource at the run's directory; return the ReportFiles' settings and the
+    files the EphemerisFiles that write will fill."""
     moderator = api.Moderator.Instance()
     settings: dict[str, dict[str, str]] = {}
+    ephemerides: dict[str, str] = {}
     for name in moderator.GetListOfObjects(api.REPORT_FILE):
         if name == COLLECT_REPORT:
             continue
@@ -412,11 +443,13 @@ def _redirect_outputs(api: Any, out_dir: str) -> dict[str, dict[str, str]]:
         obj = api.GetObject(name)
         extension = os.path.splitext(str(obj.GetField("Filename")))[1] or ".eph"
         obj.SetField("Filename", os.path.join(out_dir, name + extension))
+        if str(obj.GetField("WriteEphemeris")).lower() in ("true", "on"):
+            ephemerides[f"EphemerisFile {name}"] = os.path.join(out_dir, name + extension)
     for name in moderator.GetListOfObjects(api.SOLVER):
         obj = api.GetObject(name)
         with contextlib.suppress(Exception):  # not every solver writes a report
             obj.SetField("ReportFile", os.path.join(out_dir, f"{name}.data"))
-    return settings
+    return settings, ephemerides
 
 
 def _convert_reports(settings: Mapping[str, Mapping[str, str]], out_dir: str, outcome: RunOutcome,
@@ -495,8 +528,14 @@ def copy_script_tree(source: ScriptSource, directory: str) -> list[str]:
 
 def reset_scratch() -> None:
     """Remove this process's scratch folder (tests and long-lived hosts call it when done)."""
-    global _scratch, _process_log
+    global _scratch, _process_log, _tmpdir_before
     _process_log = None
+    if _tmpdir_before is not _UNSET:
+        if _tmpdir_before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = _tmpdir_before
+        _tmpdir_before = _UNSET
     if _scratch and os.path.isdir(_scratch):
         shutil.rmtree(_scratch, ignore_errors=True)
     _scratch = None
