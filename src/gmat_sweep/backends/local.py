@@ -4,8 +4,10 @@ GMAT is process-global and a bad script can crash the process that runs it, so e
 process that does one task at a time. The pool watches every worker: when one dies (segfault, kill -9, the
 out-of-memory killer) or overruns the per-run ``timeout``, only the task it was running fails, with ``WorkerLost``,
 and a fresh process takes its place. Workers are spawned, never forked, because GMAT cannot be used after fork.
-Their temporary files (GMAT's runtime folder, the scripts each run executes) go into one folder of the pool's,
-removed when the pool closes: a worker that is killed cannot clean up after itself.
+Their temporary files (GMAT's runtime folder and temporary outputs, the scripts each run executes) go into a
+folder of each worker's own inside one folder of the pool's, removed when the pool closes: a worker that is killed
+cannot clean up after itself. Workers do not import the caller's main module (see spawn.py), so a script needs no
+``if __name__ == "__main__":`` guard to use this pool.
 
 A worker whose last task took under ``PREFETCH_BELOW`` seconds is sent its next task while it still runs the
 current one, so it starts the next the moment it finishes instead of waiting a pipe round trip for the driver
@@ -34,6 +36,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
+from . import spawn
 from .base import Pool, PoolBroken, WorkerLost
 
 
@@ -60,7 +63,10 @@ def _die_with_parent() -> None:
 
 def _worker_main(conn: Connection, claim: Any, counters: Any, tmp: str) -> None:
     _die_with_parent()
-    tempfile.tempdir = os.environ["TMPDIR"] = tmp  # before GMAT starts and makes its runtime folder
+    # A folder of this process's own inside the pool's (removed with it, even if this process is killed), set
+    # before GMAT starts and makes its runtime folder: GMAT names some temporary files after the output they
+    # become, so processes sharing a TMPDIR would write over each other's.
+    tempfile.tempdir = os.environ["TMPDIR"] = tempfile.mkdtemp(prefix="worker-", dir=tmp)
     # Ctrl-C in a terminal reaches the whole process group: the driver handles it and stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn.send_bytes(_READY)  # per-run timeouts start only once a process is up, not while it is being spawned
@@ -110,8 +116,10 @@ def _deliver(future: concurrent.futures.Future[Any], reply: bytes | BaseExceptio
         pass  # already settled: the pool was closed meanwhile
 
 
-_MAIN_GUARD = ('Worker processes are spawned and import your main module again: put the code that runs the sweep '
-               'under  if __name__ == "__main__":')
+# LocalPool's own workers never import the main module (spawn.py); a process that does (one of the caller's own
+# multiprocessing children re-running an unguarded script) cannot start processes while it bootstraps.
+_MAIN_GUARD = ('This process is being started by multiprocessing and runs your main module again: put the code that '
+               'runs the sweep under  if __name__ == "__main__":')
 
 
 class _StartFailed(RuntimeError):
@@ -131,7 +139,7 @@ class _Worker:
         self.claim = ctx.Lock()
         self.counters = ctx.RawArray("q", 2)
         self.sent = 0  # tasks sent to this process
-        self.process = ctx.Process(target=_worker_main, args=(child, self.claim, self.counters, tmp), daemon=True,
+        self.process = spawn.Process(target=_worker_main, args=(child, self.claim, self.counters, tmp), daemon=True,
                                    name="gmat-sweep-worker")
         self.process.start()
         child.close()
@@ -476,7 +484,7 @@ class LocalPool(Pool):
             self._start_failures += 1
             if self._start_failures >= 3:
                 raise _StartFailed(f"worker processes die while starting ({reason.split(' while ')[0]}); see the "
-                                   f"traceback they printed above. {_MAIN_GUARD}")
+                                   "traceback they printed above")
         else:
             self._start_failures = 0
         if worker.tasks:
