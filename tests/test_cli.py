@@ -66,8 +66,9 @@ def test_failed_runs_exit_1_and_show_lists_them(leo, tmp_path):
     assert done.returncode == 1, done.stderr
     assert "1 failed" in done.stdout and f"gmat-sweep show {out}" in done.stdout
     shown = run_cli("show", out)
-    assert "failed runs:" in shown.stdout and "1: Idx=7" in shown.stdout and "Gains" in shown.stdout
-    assert f"gmat-sweep resume {out}" in shown.stdout
+    assert "failed runs:" in shown.stdout and "1 [GMAT error]: Idx=7" in shown.stdout and "Gains" in shown.stdout
+    # A resume would only repeat a GMAT error: show says to fix the script instead, and offers no resume.
+    assert "gmat-sweep resume" not in shown.stdout and "fix the script" in shown.stdout
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,12 +10,13 @@ import pandas as pd
 
 from .backends.base import Pool
 from .sweep import Sweep
+from .timeouts import Timeout
 
 
 def sweep(script: str | os.PathLike[str], grid: Mapping[str, Sequence[Any]] | None = None, samples: Any = None,
           backend: Pool | None = None, out: str | os.PathLike[str] | None = None,
           collect: Sequence[str] | None = None, progress: bool = True, *, engine: str | None = None,
-          timeout: float | None = None, allow_changed_script: bool = False, require_converged: bool = False,
+          timeout: Timeout = None, allow_changed_script: bool = False, require_converged: bool = False,
           postprocess: str | None = None) -> pd.DataFrame:
     """Run ``script`` once per row of the design and return every run's report rows in one DataFrame.
 
@@ -30,6 +31,8 @@ def sweep(script: str | os.PathLike[str], grid: Mapping[str, Sequence[Any]] | No
     refused. ``require_converged=True`` records a run whose targeter did not converge as failed (by default it
     is ok with a warning). ``postprocess="package.module:function"`` is called on the worker after each run (see
     :mod:`gmat_sweep.outputs.hooks`). ``backend`` defaults to a :class:`~gmat_sweep.backends.LocalPool` with one worker per core.
+    ``timeout``: seconds one run may take, ``False`` for no limit, or ``None`` for the adaptive default that stops
+    only a run far out of line with the others (see :mod:`gmat_sweep.timeouts`).
 
     >>> df = sweep("leo.script", grid={"Sat.SMA": [7000.0, 7100.0]}, collect=["Sat.Earth.ECC"])
     """

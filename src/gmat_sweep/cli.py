@@ -109,14 +109,28 @@ def main() -> None:
     """Parameter sweeps over GMAT mission scripts, in parallel, into one tidy table."""
 
 
+class _TimeoutType(click.ParamType):
+    name = "timeout"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from .timeouts import normalize
+
+        try:
+            return normalize(value)
+        except (ValueError, TypeError):
+            self.fail(f"{value!r}: give a number of seconds > 0, 'none' (no limit) or 'adaptive'", param, ctx)
+
+
 def _backend_options(fn: Any) -> Any:
     # Applied last-shown-first: --help lists --backend, --workers, --timeout, ... in that order.
     fn = click.option("--no-progress", is_flag=True, help="No progress bar.")(fn)
     fn = click.option("--shared-storage", is_flag=True,
                       help="Dask workers see --out on a shared volume and write there directly.")(fn)
     fn = click.option("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://HOST:8786.")(fn)
-    fn = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-                      help="Seconds after which one run is stopped and recorded as failed.")(fn)
+    fn = click.option("--timeout", type=_TimeoutType(), default=None, metavar="SECONDS|none|adaptive",
+                      help="Seconds one run may take before it is stopped and recorded as failed; 'none': no limit. "
+                           "Default: adaptive (stops only a run far out of line with the others; resume keeps the "
+                           "sweep's saved limit).")(fn)
     fn = click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
                       help="Worker processes (local: default one per core; dask: LocalCluster size; "
                            "kubernetes: worker Pods, default 2).")(fn)
@@ -236,6 +250,8 @@ def show(out: str, slowest: int, converge: str | None) -> None:
 
     with _user_errors():
         sweep = Sweep.from_manifest(out)
+    from .records import ERROR, LOST, TIMEOUT, failure_kind
+
     counts = sweep.counts()
     click.echo(f"{sweep.out}: {len(sweep)} runs of {sweep.source.path}")
     click.echo(f"  ok {counts['ok']}   failed {counts['failed']}   missing {counts['missing']}")
@@ -243,21 +259,35 @@ def show(out: str, slowest: int, converge: str | None) -> None:
 
     show_design(sweep, converge)
     summary = sweep.summary()
+    entries = sweep.manifest.entries
+    kinds = {run_id: failure_kind(entries.get(run_id, {})) for run_id in summary.index}
     failed = summary[summary["status"] == "failed"]
     if len(failed):
         click.echo("failed runs:")
         for run_id, row in failed.head(50).iterrows():
-            click.echo(f"  {run_id}: {_params(row, sweep.design.parameters)}: {row['error']}")
+            click.echo(f"  {run_id} [{_KIND_LABEL[kinds[run_id]]}]: {_params(row, sweep.design.parameters)}: "
+                       f"{row['error']}")
         if len(failed) > 50:
             click.echo(f"  ... and {len(failed) - 50} more (Sweep.from_manifest(...).failed() lists all)")
     _show_unconverged(summary, sweep.design.parameters)
-    done = summary[summary["status"] == "ok"].sort_values("duration", ascending=False).head(slowest)
+    # Timed-out runs are among the slowest: they ran as long as they were allowed to.
+    timed = summary[[row == "ok" or kinds[i] == TIMEOUT for i, row in summary["status"].items()]]
+    done = timed.sort_values("duration", ascending=False).head(slowest)
     if len(done):
         click.echo("slowest runs:")
         for run_id, row in done.iterrows():
-            click.echo(f"  {run_id}: {row['duration']:.3f} s  {_params(row, sweep.design.parameters)}")
-    if counts["missing"] or counts["failed"]:
-        click.echo(f"finish it with: gmat-sweep resume {sweep.out}")
+            note = "" if row["status"] == "ok" else "  (timed out)"
+            click.echo(f"  {run_id}: {row['duration']:.3f} s  {_params(row, sweep.design.parameters)}{note}")
+    by_kind = {kind: sum(1 for k in kinds.values() if k == kind) for kind in (ERROR, LOST, TIMEOUT)}
+    if by_kind[ERROR]:
+        click.echo(f"{by_kind[ERROR]} run(s) failed in GMAT (errors above): a resume would fail them again; fix the "
+                   f"script or the swept values, then run the sweep again in a new --out folder")
+    if counts["missing"] or by_kind[LOST] or by_kind[TIMEOUT]:
+        more = " --timeout SECONDS (longer) or --timeout none" if by_kind[TIMEOUT] else ""
+        click.echo(f"finish it with: gmat-sweep resume {sweep.out}{more}")
+
+
+_KIND_LABEL = {"error": "GMAT error", "lost": "worker lost", "timeout": "timed out", None: "failed"}
 
 
 @main.command()
@@ -336,12 +366,12 @@ def _make_pool(options: dict[str, Any]) -> Any:
             raise click.UsageError("--scheduler needs --backend dask")
         from .backends.local import LocalPool
 
-        return LocalPool(max_workers=options["workers"], timeout=options["timeout"])
+        return LocalPool(max_workers=options["workers"])  # each run carries its own time limit
     if backend == "dask":
         from .backends.dask import DaskPool
 
         return DaskPool(address=options["scheduler"], n_workers=options["workers"],
-                        shared_storage=options["shared_storage"], timeout=options["timeout"])
+                        shared_storage=options["shared_storage"])
     if backend == "kubernetes":
         return _kubernetes_pool(options)
     raise click.UsageError(f"--backend {backend} is not available in this installation")
@@ -366,7 +396,7 @@ def _kubernetes_pool(options: dict[str, Any]) -> Any:
     return KubernetesPool(options["image"], options["workers"] or 2, claim=options["claim"],
                           mount_path=options["mount"] or DEFAULT_MOUNT, namespace=options["namespace"],
                           allow_unpinned=options["allow_unpinned"],
-                          shared_storage=True if options["shared_storage"] else None, timeout=options["timeout"],
+                          shared_storage=True if options["shared_storage"] else None,
                           scheduler_service_type=options["scheduler_service_type"])
 
 

@@ -13,6 +13,11 @@ from typing import Any
 OK = "ok"
 FAILED = "failed"
 
+#: Why a run failed (``RunOutcome.failure``): GMAT or the script refused it (a resume repeats it), its worker process
+#: died under it (crash, kill, eviction: a resume may finish it), or it ran out of time (a resume, perhaps with
+#: another timeout, may finish it).
+ERROR, LOST, TIMEOUT = "error", "lost", "timeout"
+
 
 @dataclass(frozen=True)
 class ScriptSource:
@@ -69,7 +74,8 @@ class RunOutcome:
     every other file the run wrote there (ephemerides, solver reports, the log). ``collected`` holds the final
     value of each ``collect`` name; ``extra`` holds other per-run values for the summary row (each solver sequence's
     ``<Target>.converged`` and ``<Target>.iterations``, the postprocess hook's scalars). ``warnings`` are things
-    worth knowing that did not fail the run.
+    worth knowing that did not fail the run. ``failure``
+    says why a failed run failed: ``"error"``, ``"lost"`` or ``"timeout"`` (see :func:`failure_kind`).
     """
 
     run_id: int
@@ -90,6 +96,7 @@ class RunOutcome:
     fingerprint: dict[str, Any] | None = None
     # Return mode ships the run's files back to the driver instead of writing them where the driver can see.
     payload: dict[str, bytes] | None = None
+    failure: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -110,3 +117,16 @@ class RunOutcome:
     def from_dict(cls, data: dict[str, Any]) -> RunOutcome:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def failure_kind(entry: dict[str, Any]) -> str | None:
+    """Why the manifest ``entry`` of a failed run failed (``ERROR``, ``LOST``, ``TIMEOUT``); ``None`` for a run
+    that did not fail. Entries written before ``failure`` was recorded are told apart by their error's words."""
+    if entry.get("status") != FAILED:
+        return None
+    if entry.get("failure") in (ERROR, LOST, TIMEOUT):
+        return entry["failure"]
+    error = str(entry.get("error") or "")
+    if error.startswith("worker lost:"):
+        return TIMEOUT if "timed out after" in error else LOST
+    return ERROR

@@ -21,14 +21,15 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, results
-from .backends.base import Pool, PoolBroken, WorkerLost
+from . import __version__, results, timeouts
+from .backends.base import Pool, PoolBroken, RunTimedOut, WorkerLost
 from .design import Design, make_design, to_json
 from .gmat.script import ScriptError, check_path, load_script
 from .outputs import events, script_texts, unconverged
 from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestWriter, manifest_path, read_manifest
-from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
+from .records import FAILED, LOST, OK, TIMEOUT, RunOutcome, RunSpec, ScriptSource
 from .sweep_outputs import SweepOutputs
+from .timeouts import Timeout
 from .worker import copy_script_tree, preflight, run_one, writable_problem
 
 #: How many values of one parameter the preflight loads in GMAT before the sweep starts: all of them up to this
@@ -50,7 +51,7 @@ class Sweep(SweepOutputs):
 
     def __init__(self, script: str | os.PathLike[str], grid: Any = None, samples: Any = None,
                  out: str | os.PathLike[str] | None = None, collect: Sequence[str] | None = None,
-                 engine: str | None = None, timeout: float | None = None, fsync_every: int = 1,
+                 engine: str | None = None, timeout: Timeout = None, fsync_every: int = 1,
                  require_converged: bool = False, postprocess: str | None = None, _design: Design | None = None,
                  _source: ScriptSource | None = None, *, design: Design | None = None) -> None:
         # design=: a ready Design, e.g. gmat_sweep.designs.MonteCarlo({"Sat.SMA": "normal(7000, 5)"}, n=1000)
@@ -60,7 +61,13 @@ class Sweep(SweepOutputs):
             raise SweepError("collect names a parameter twice; list each once")
         self.source = _source or load_script(script)
         self.engine = engine
-        self.timeout = timeout
+        try:
+            # None: the adaptive default; a number: seconds; False: no limit (see timeouts.py).
+            self.timeout = timeouts.normalize(timeout)
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+        self._durations: list[float] = []  # of the finished ok runs: the adaptive limit's median
+        self._limit_notes: dict[int, str] = {}  # run id -> the adaptive limit it was given, in words
         self.fsync_every = fsync_every
         # A targeter GMAT gives up on still lets the mission go on: by default such a run is ok with a warning.
         self.require_converged = require_converged
@@ -265,7 +272,7 @@ class Sweep(SweepOutputs):
             "runs": len(self.design),
             "collect": self.collect,
             "engine_choice": self.engine,
-            "timeout": self.timeout,
+            "timeout": timeouts.to_json(self.timeout),
             "engine": fingerprint,
             "versions": package_versions(),
             "fsync_every": self.fsync_every,
@@ -279,11 +286,15 @@ class Sweep(SweepOutputs):
         writer = ManifestWriter(manifest_path(self.out), fsync_every=self.fsync_every,
                                 fsync_seconds=1.0 if self.fsync_every > 1 else 0.0)
         counts = {OK: 0, FAILED: 0}
+        self._durations = [float(e["duration"]) for e in self.manifest.entries.values()
+                           if e.get("status") == OK and e.get("duration")]
 
         def record(spec: RunSpec, outcome: RunOutcome, error: BaseException | None) -> None:
             # Called once per finished run, possibly on a thread of the pool's (see Pool.for_each).
             if error is not None:
-                outcome = _lost(spec, error)
+                outcome = _lost(spec, error, self._limit_notes.pop(spec.run_id, None))
+            elif outcome.ok:
+                self._durations.append(outcome.duration)
             if outcome.payload is not None:
                 _write_payload(spec.out_dir, outcome)
             if self.require_converged and outcome.ok and unconverged(outcome):
@@ -312,8 +323,16 @@ class Sweep(SweepOutputs):
             if leftovers and os.path.isdir(run_dir):
                 shutil.rmtree(run_dir)  # what an earlier failed or interrupted attempt left
             yield RunSpec(run_id=run_id, script=self.source, overrides=self.design[run_id], out_dir=run_dir,
-                          collect=self.collect, engine=self.engine, timeout=self.timeout,
+                          collect=self.collect, engine=self.engine, timeout=self._limit(run_id),
                           postprocess=self.postprocess)
+
+    def _limit(self, run_id: int) -> float | None:
+        """The time limit of a run about to be dispatched: specs are made as the pool takes them, so an adaptive
+        limit follows the runs finished by then."""
+        if isinstance(self.timeout, timeouts.AdaptiveTimeout):
+            self._limit_notes[run_id] = self.timeout.describe(self._durations)
+            return self.timeout.limit(self._durations)
+        return self.timeout or None
 
     def _entry(self, outcome: RunOutcome) -> dict[str, Any]:
         entry = outcome.to_dict()
@@ -433,13 +452,20 @@ def _spread(values: list[Any], limit: int) -> list[Any]:
     return list(dict.fromkeys(others + picked))
 
 
-def _lost(spec: RunSpec, error: BaseException) -> RunOutcome:
+def _lost(spec: RunSpec, error: BaseException, adaptive: str | None = None) -> RunOutcome:
+    """The outcome of a run whose process was lost or stopped: it lasted as long as the pool saw it run."""
     import time
 
     reason = str(error) if isinstance(error, WorkerLost) else f"{type(error).__name__}: {error}"
+    if isinstance(error, RunTimedOut):
+        limit = f"it ran longer than {adaptive}" if adaptive and error.limit == spec.timeout else \
+            f"it ran longer than its timeout of {error.limit or spec.timeout:g} s"
+        reason = f"{reason} ({limit}; {timeouts.HOW_TO_CHANGE})"
     now = time.time()
-    return RunOutcome(run_id=spec.run_id, status=FAILED, overrides=dict(spec.overrides), start=now, end=now,
-                      error=f"worker lost: {reason}" if isinstance(error, WorkerLost) else reason)
+    elapsed = getattr(error, "elapsed", None) or 0.0
+    return RunOutcome(run_id=spec.run_id, status=FAILED, overrides=dict(spec.overrides), start=now - elapsed,
+                      end=now, error=f"worker lost: {reason}" if isinstance(error, WorkerLost) else reason,
+                      failure=TIMEOUT if isinstance(error, RunTimedOut) else LOST)
 
 
 def _write_payload(run_dir: str, outcome: RunOutcome) -> None:

@@ -28,7 +28,7 @@ from .gmat import report as reports
 from .gmat.written import write_problem
 from .gmat.script import (COLLECT_REPORT, PreparedScript, ScriptError, list_items, load_script, materialize,
                           prepare)
-from .records import FAILED, OK, RunOutcome, RunSpec, ScriptSource
+from .records import ERROR, FAILED, OK, RunOutcome, RunSpec, ScriptSource
 
 LOG_NAME = "gmat.log"
 COLLECT_FILE = "collect.txt"
@@ -57,6 +57,8 @@ def run_one(spec: RunSpec) -> RunOutcome:
     except Exception as exc:  # the contract: a run's failure is data, never an exception in the caller
         outcome.status = FAILED
         outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
+    if outcome.status == FAILED:
+        outcome.failure = ERROR  # it failed here, not by losing its process: running it again fails the same way
     outcome.end = time.time()
     return outcome
 

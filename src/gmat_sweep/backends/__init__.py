@@ -1,9 +1,9 @@
 """Where runs execute: the Pool interface, LocalPool (processes on this machine), DaskPool (any Dask cluster)."""
 
-from .base import Pool, PoolBroken, WorkerLost
+from .base import Pool, PoolBroken, RunTimedOut, WorkerLost
 from .local import LocalPool
 
-__all__ = ["DaskPool", "KubernetesPool", "LocalPool", "Pool", "PoolBroken", "WorkerLost"]
+__all__ = ["DaskPool", "KubernetesPool", "LocalPool", "Pool", "PoolBroken", "RunTimedOut", "WorkerLost"]
 
 
 def __getattr__(name: str):  # these need the [dask] / [kubernetes] extras: import them only when asked for

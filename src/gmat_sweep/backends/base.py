@@ -29,7 +29,35 @@ from typing import Any
 
 
 class WorkerLost(RuntimeError):
-    """The process running a task died (crash, kill -9, out of memory, eviction) or the task timed out."""
+    """The process running a task died (crash, kill -9, out of memory, eviction) or the task timed out.
+
+    ``elapsed``: how long the task had run when it was lost, in seconds, when the pool knows."""
+
+    def __init__(self, message: str = "", elapsed: float | None = None) -> None:
+        super().__init__(message)
+        self.elapsed = elapsed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.elapsed)
+
+
+class RunTimedOut(WorkerLost):
+    """The task ran longer than its time limit (``limit`` seconds); its worker process was killed."""
+
+    def __init__(self, message: str = "", elapsed: float | None = None, limit: float | None = None) -> None:
+        super().__init__(message, elapsed)
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.elapsed, self.limit)
+
+
+def task_limit(pool_timeout: float | None, args: tuple[Any, ...]) -> float | None:
+    """A task's time limit: the smaller of the pool's ``timeout`` and the task's own (a run's ``RunSpec.timeout``,
+    the sweep's limit for that run)."""
+    own = getattr(args[0], "timeout", None) if len(args) == 1 else None
+    limits = [t for t in (pool_timeout, own) if isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0]
+    return min(limits) if limits else None
 
 
 class PoolBroken(RuntimeError):

@@ -63,7 +63,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from ..records import RunOutcome, RunSpec
 from ..worker import run_one
-from .base import Pool, WorkerLost
+from .base import Pool, RunTimedOut, WorkerLost, task_limit
 
 logger = logging.getLogger("gmat_sweep.dask")
 
@@ -79,6 +79,8 @@ MAX_BATCH = 64
 GATE_PLUGIN = "gmat-sweep-gate"
 WATCHDOG_PLUGIN = "gmat-sweep-watchdog"
 TIMEOUT_TOPIC = "gmat-sweep-timeout"
+#: Where a worker leaves its run's deadline for its nanny, when the two do not share a TMPDIR.
+WATCH_DIR = "GMAT_SWEEP_WATCH_DIR"
 REFUSED_TOPIC = "gmat-sweep-refused"
 
 
@@ -129,7 +131,7 @@ class DaskPool(Pool):
         self._resource: str | None = None
         self._token_path: str | None = None
         self._threads_cache: tuple[float, int] = (0.0, 0)
-        self._expired: dict[str, tuple[int, str]] = {}
+        self._expired: dict[str, tuple[int, RunTimedOut]] = {}
         self._expired_lock = threading.Lock()
         self._mean_run: float | None = None
         self._warned_threads = False
@@ -439,7 +441,8 @@ class DaskPool(Pool):
     def _on_timeout(self, event: tuple[float, dict[str, Any]]) -> None:
         message = event[1]
         with self._expired_lock:
-            self._expired[str(message["key"])] = (message["run_id"], message["reason"])
+            self._expired[str(message["key"])] = (message["run_id"], RunTimedOut(
+                message["reason"], message.get("elapsed"), message.get("timeout")))
 
     def _expire_timed_out(self, inflight: dict[Any, list[RunSpec]]) -> list[tuple[Any, list[Any], list[RunSpec]]]:
         """Tasks whose run overran the timeout: cancel them before Dask reschedules them on another worker.
@@ -454,10 +457,10 @@ class DaskPool(Pool):
         for future in list(inflight):
             if str(future.key) not in expired:
                 continue
-            run_id, reason = expired[str(future.key)]
+            run_id, error = expired[str(future.key)]
             future.cancel()
             specs = inflight.pop(future)
-            lost = [(s, None, WorkerLost(reason)) for s in specs if s.run_id == run_id]
+            lost = [(s, None, error) for s in specs if s.run_id == run_id]
             found.append((future, lost, [s for s in specs if s.run_id != run_id]))
         return found
 
@@ -505,7 +508,8 @@ def _local_cluster(n_workers: int | None) -> tuple[Any, Any]:
         # The nannies hand this config to the worker processes they start (see dask_config for each setting's why).
         with dask.config.set(CLUSTER), _quiet("distributed"):
             cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", env={"TMPDIR": tmp})
+                                               dashboard_address=":0",
+                                               env={"TMPDIR": tmp, WATCH_DIR: tempfile.gettempdir()})
     except Exception as exc:  # noqa: BLE001 - said in one line below; Dask's own logs of it are silenced
         shutil.rmtree(tmp, ignore_errors=True)
         reason = f"{type(exc).__name__}: {exc}".strip()
@@ -764,7 +768,7 @@ def _run_batch(specs: list[RunSpec], return_files: bool, timeout: float | None) 
             spec = dataclasses.replace(spec, out_dir=scratch)
         elif os.path.isdir(spec.out_dir):
             shutil.rmtree(spec.out_dir, ignore_errors=True)  # what an attempt on a worker that died left behind
-        with _watchdog(timeout or spec.timeout, key, spec.run_id):
+        with _watchdog(task_limit(timeout, (spec,)), key, spec.run_id):
             outcome = run_one(spec)
         if scratch is not None:
             outcome.payload = _take_files(scratch)
@@ -813,7 +817,8 @@ def _watchdog(timeout: float | None, key: str, run_id: int) -> Iterator[None]:
         yield
         return
     path = _watch_path(os.getpid())
-    note = {"key": key, "run_id": run_id, "timeout": timeout, "deadline": time.time() + timeout}
+    now = time.time()
+    note = {"key": key, "run_id": run_id, "timeout": timeout, "start": now, "deadline": now + timeout}
     with open(path + ".tmp", "w") as handle:
         json.dump(note, handle)
     os.replace(path + ".tmp", path)
@@ -825,7 +830,8 @@ def _watchdog(timeout: float | None, key: str, run_id: int) -> Iterator[None]:
 
 
 def _watch_path(pid: int) -> str:
-    return os.path.join(tempfile.gettempdir(), f"gmat-sweep-watch-{pid}.json")
+    # The nanny's folder: a LocalCluster's workers have a TMPDIR of their own (see _local_cluster).
+    return os.path.join(os.environ.get(WATCH_DIR) or tempfile.gettempdir(), f"gmat-sweep-watch-{pid}.json")
 
 
 class _Watchdog:
@@ -866,7 +872,8 @@ class _Watchdog:
         os.remove(path)
         worker = getattr(nanny, "worker_address", None) or "?"
         reason = f"timed out after {note['timeout']:g} s; its worker process {pid} ({worker}) was killed"
-        nanny.log_event(TIMEOUT_TOPIC, {"key": note["key"], "run_id": note["run_id"], "reason": reason})
+        nanny.log_event(TIMEOUT_TOPIC, {"key": note["key"], "run_id": note["run_id"], "reason": reason,
+                                        "timeout": note["timeout"], "elapsed": time.time() - note["start"]})
         await asyncio.sleep(1.0)  # time for the driver to cancel the task, so that Dask does not run it again
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # the nanny sees its worker exit and starts a fresh one

@@ -37,7 +37,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from . import spawn
-from .base import Pool, PoolBroken, WorkerLost
+from .base import Pool, PoolBroken, RunTimedOut, WorkerLost, task_limit
 
 
 _READY = b"ready"  # never a pickle: a result is told from it without unpickling
@@ -147,6 +147,7 @@ class _Worker:
         self.tasks: collections.deque[tuple[concurrent.futures.Future[Any], bytes]] = collections.deque()
         self.started = 0.0  # when the first task started, as far as the driver can tell
         self.deadline: float | None = None
+        self.limit: float | None = None  # the running task's time limit
         self.last = float("inf")  # how long its last task took
         self.ready = False
 
@@ -158,10 +159,11 @@ class _Worker:
             return True
         return len(self.tasks) == 1 and self.last < PREFETCH_BELOW and len(task) <= PREFETCH_BYTES
 
-    def begin(self, now: float, timeout: float | None) -> None:
-        """The first task in ``tasks`` starts now."""
+    def begin(self, now: float) -> None:
+        """The first task in ``tasks`` starts now; it may run for its own limit (see ``LocalPool.submit``)."""
         self.started = now
-        self.deadline = now + timeout if timeout else None
+        self.limit = getattr(self.tasks[0][0], "gmat_limit", None)
+        self.deadline = now + self.limit if self.limit else None
 
     def take_back(self) -> tuple[concurrent.futures.Future[Any], bytes] | None:
         """The task sent ahead, if this process has not started it; it never will."""
@@ -192,6 +194,9 @@ class _Worker:
 
 class LocalPool(Pool):
     """Worker processes on this machine (default: one per core).
+
+    ``timeout``: seconds after which any task is stopped and fails with :class:`RunTimedOut`; a sweep's runs also
+    carry their own limit (``Sweep(timeout=...)``), and the smaller of the two applies.
 
     >>> with LocalPool(max_workers=4, timeout=600) as pool:
     ...     df = sweep("mission.script", grid={"Sat.SMA": [7000, 7100]}, backend=pool)
@@ -242,6 +247,8 @@ class LocalPool(Pool):
         if self._broken is not None:
             raise PoolBroken(_start_failure(self._broken))
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        # Each task's own limit (a sweep's run carries one in its RunSpec), read by the dispatcher when it starts.
+        future.gmat_limit = task_limit(self.timeout, args)  # type: ignore[attr-defined]
         # Pickled here, on the caller's thread, so handing a task to a worker that just finished one is only a write.
         try:
             task = bytes(ForkingPickler.dumps((fn, args)))
@@ -406,7 +413,7 @@ class LocalPool(Pool):
                 worker.sent += 1
                 worker.tasks.append((future, task))
                 if len(worker.tasks) == 1:
-                    worker.begin(time.monotonic(), self.timeout)
+                    worker.begin(time.monotonic())
 
     def _take_back(self) -> bool:
         """With nothing queued and a worker idle, queue a task sent ahead to a busy worker that has not started it:
@@ -436,8 +443,8 @@ class LocalPool(Pool):
                 elif worker.deadline is not None and now >= worker.deadline:
                     # A result that arrived since the wait wins over the deadline (which then moves on).
                     if not self._drain(worker, finished, now):
-                        self._replace(worker, f"timed out after {self.timeout:g} s; the worker process was killed",
-                                      finished, now)
+                        self._replace(worker, f"timed out after {worker.limit:g} s; the worker process was killed",
+                                      finished, now, timed_out=True)
 
     def _received(self, worker: _Worker, message: bytes, finished: _Finished, now: float) -> None:
         if message == _READY:
@@ -450,7 +457,7 @@ class LocalPool(Pool):
         worker.last = now - worker.started
         worker.deadline = None
         if worker.tasks:
-            worker.begin(now, self.timeout)  # the worker went straight on to the task sent ahead
+            worker.begin(now)  # the worker went straight on to the task sent ahead
 
     def _drain(self, worker: _Worker, finished: _Finished, now: float) -> bool:
         """Read the messages already in ``worker``'s pipe; whether there were any."""
@@ -476,7 +483,8 @@ class LocalPool(Pool):
             how = f"exited ({code})"
         return f"worker process {worker.process.pid} {how} while running this task"
 
-    def _replace(self, worker: _Worker, reason: str, finished: _Finished, now: float) -> None:
+    def _replace(self, worker: _Worker, reason: str, finished: _Finished, now: float,
+                 timed_out: bool = False) -> None:
         # Results it sent before it died are still in the pipe: they count, and the task it died on is the next one.
         self._drain(worker, finished, now)
         if not worker.ready:
@@ -489,7 +497,9 @@ class LocalPool(Pool):
             self._start_failures = 0
         if worker.tasks:
             future, _ = worker.tasks.popleft()
-            finished.append((future, WorkerLost(reason)))
+            elapsed = now - worker.started  # the lost run's real duration, as far as the driver can tell
+            finished.append((future, RunTimedOut(reason, elapsed, worker.limit) if timed_out
+                             else WorkerLost(reason, elapsed)))
         # A task sent ahead had not started (tasks run in the order sent): it goes first to the next free worker.
         self._queue.extendleft(reversed(worker.tasks))
         worker.tasks.clear()
