@@ -104,7 +104,6 @@ def test_default_limit_is_adaptive_and_generous():
     assert default.limit([]) == 3600.0  # before enough runs finished: an hour
     assert default.limit([0.04] * 10) == 600.0  # short runs: ten minutes
     assert default.limit([1200.0] * 10) == 24000.0  # twenty-minute missions are never stopped
-    assert Sweep.__init__.__defaults__ is not None
 
 
 def test_dask_honours_the_sweeps_timeout_and_the_saved_one_on_resume(leo, tmp_path):
