@@ -10,8 +10,10 @@ import os
 from collections.abc import Mapping
 
 #: GMAT's log wording when it cannot open a file it was told to write (its EphemerisFile, ReportFile and
-#: solver writers all say one of these).
-_OPEN_FAILURES = ("failed to open", "cannot open", "could not open", "unable to open")
+#: solver writers). Input files it cannot open (gravity, space weather) are not listed: GMAT fails those runs itself,
+#: or falls back on purpose.
+_OPEN_FAILURES = ("failed to open", "cannot open output file", "cannot open report file",
+                  "unable to open stk ephemeris file")
 
 
 def open_failures(log_text: str) -> list[str]:
