@@ -66,8 +66,7 @@ class Sweep(SweepOutputs):
             self.timeout = timeouts.normalize(timeout)
         except ValueError as exc:
             raise SweepError(str(exc)) from None
-        self._durations: list[float] = []  # of the finished ok runs: the adaptive limit's median
-        self._limit_notes: dict[int, str] = {}  # run id -> the adaptive limit it was given, in words
+        self._limits = timeouts.RunLimits(self.timeout)
         self.fsync_every = fsync_every
         # A targeter GMAT gives up on still lets the mission go on: by default such a run is ok with a warning.
         self.require_converged = require_converged
@@ -286,15 +285,17 @@ class Sweep(SweepOutputs):
         writer = ManifestWriter(manifest_path(self.out), fsync_every=self.fsync_every,
                                 fsync_seconds=1.0 if self.fsync_every > 1 else 0.0)
         counts = {OK: 0, FAILED: 0}
-        self._durations = [float(e["duration"]) for e in self.manifest.entries.values()
-                           if e.get("status") == OK and e.get("duration")]
+        # A resumed sweep's adaptive limit starts from the runs it already finished.
+        self._limits = timeouts.RunLimits(self.timeout, [float(e["duration"]) for e in self.manifest.entries.values()
+                                                         if e.get("status") == OK and e.get("duration")])
 
         def record(spec: RunSpec, outcome: RunOutcome, error: BaseException | None) -> None:
             # Called once per finished run, possibly on a thread of the pool's (see Pool.for_each).
+            note = self._limits.note(spec.run_id)
             if error is not None:
-                outcome = _lost(spec, error, self._limit_notes.pop(spec.run_id, None))
+                outcome = _lost(spec, error, note)
             elif outcome.ok:
-                self._durations.append(outcome.duration)
+                self._limits.finished(outcome.duration)
             if outcome.payload is not None:
                 _write_payload(spec.out_dir, outcome)
             if self.require_converged and outcome.ok and unconverged(outcome):
@@ -323,16 +324,8 @@ class Sweep(SweepOutputs):
             if leftovers and os.path.isdir(run_dir):
                 shutil.rmtree(run_dir)  # what an earlier failed or interrupted attempt left
             yield RunSpec(run_id=run_id, script=self.source, overrides=self.design[run_id], out_dir=run_dir,
-                          collect=self.collect, engine=self.engine, timeout=self._limit(run_id),
+                          collect=self.collect, engine=self.engine, timeout=self._limits.limit_for(run_id),
                           postprocess=self.postprocess)
-
-    def _limit(self, run_id: int) -> float | None:
-        """The time limit of a run about to be dispatched: specs are made as the pool takes them, so an adaptive
-        limit follows the runs finished by then."""
-        if isinstance(self.timeout, timeouts.AdaptiveTimeout):
-            self._limit_notes[run_id] = self.timeout.describe(self._durations)
-            return self.timeout.limit(self._durations)
-        return self.timeout or None
 
     def _entry(self, outcome: RunOutcome) -> dict[str, Any]:
         entry = outcome.to_dict()
@@ -458,9 +451,9 @@ def _lost(spec: RunSpec, error: BaseException, adaptive: str | None = None) -> R
 
     reason = str(error) if isinstance(error, WorkerLost) else f"{type(error).__name__}: {error}"
     if isinstance(error, RunTimedOut):
-        limit = f"it ran longer than {adaptive}" if adaptive and error.limit == spec.timeout else \
-            f"it ran longer than its timeout of {error.limit or spec.timeout:g} s"
-        reason = f"{reason} ({limit}; {timeouts.HOW_TO_CHANGE})"
+        # Say which limit stopped it: the sweep's adaptive one, or a number someone chose.
+        limit = f"it ran longer than {adaptive}; " if adaptive and error.limit == spec.timeout else ""
+        reason = f"{reason} ({limit}{timeouts.HOW_TO_CHANGE})"
     now = time.time()
     elapsed = getattr(error, "elapsed", None) or 0.0
     return RunOutcome(run_id=spec.run_id, status=FAILED, overrides=dict(spec.overrides), start=now - elapsed,

@@ -92,3 +92,48 @@ def to_json(value: float | bool | AdaptiveTimeout) -> Any:
     if isinstance(value, AdaptiveTimeout):
         return None if value == AdaptiveTimeout() else asdict(value)
     return value
+
+
+class RunLimits:
+    """The limit each run of a sweep gets when the pool takes it, following the runs finished by then.
+
+    The median is over the last ``KEEP`` finished runs and is recomputed as their number grows by 5 %, so a sweep of
+    millions of runs spends next to nothing on it.
+
+    >>> limits = RunLimits(AdaptiveTimeout(), [0.04] * 10); limits.limit_for(11)
+    600.0
+    """
+
+    KEEP = 1001
+
+    def __init__(self, timeout: float | bool | AdaptiveTimeout, durations: Iterable[float] = ()) -> None:
+        import collections
+
+        self.timeout = timeout
+        self._recent: collections.deque[float] = collections.deque(maxlen=self.KEEP)
+        self._finished = 0
+        for duration in durations:
+            self.finished(duration)
+        self._cached: tuple[int, float, str] | None = None
+        self._notes: dict[int, str] = {}
+
+    def finished(self, duration: float) -> None:
+        """An ok run took ``duration`` seconds (called on whichever thread records results)."""
+        if duration > 0:
+            self._recent.append(duration)
+            self._finished += 1
+
+    def limit_for(self, run_id: int) -> float | None:
+        """Seconds run ``run_id`` may take (``None``: no limit)."""
+        if not isinstance(self.timeout, AdaptiveTimeout):
+            return self.timeout or None
+        count = self._finished
+        if self._cached is None or count - self._cached[0] >= max(1, self._cached[0] // 20):
+            recent = list(self._recent)
+            self._cached = (count, self.timeout.limit(recent), self.timeout.describe(recent))
+        self._notes[run_id] = self._cached[2]
+        return self._cached[1]
+
+    def note(self, run_id: int) -> str | None:
+        """The adaptive limit run ``run_id`` was given, in words, once (``None`` for a fixed limit)."""
+        return self._notes.pop(run_id, None)
