@@ -29,6 +29,7 @@ distributed = pytest.importorskip("distributed")
 from gmat_sweep import Sweep  # noqa: E402
 from gmat_sweep.backends import LocalPool  # noqa: E402
 from gmat_sweep.backends.dask import DaskPool, DaskPoolError  # noqa: E402
+from gmat_sweep.distribution import DISTRIBUTION  # noqa: E402
 from gmat_sweep.manifest import read_manifest  # noqa: E402
 
 from conftest import run_in_thread  # noqa: E402
@@ -318,9 +319,9 @@ def other_gmat_sweep(tmp_path) -> str:
     """A second, real installation of gmat-sweep that says it is version 0.0.9."""
     root = tmp_path / "other-install"
     shutil.copytree(ROOT / "src" / "gmat_sweep", root / "gmat_sweep")
-    (root / "gmat_sweep-0.0.9.dist-info").mkdir()
-    (root / "gmat_sweep-0.0.9.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: gmat-sweep\n"
-                                                                 "Version: 0.0.9\n")
+    info = root / "gmat_param_sweep-0.0.9.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {DISTRIBUTION}\nVersion: 0.0.9\n")
     return str(root)
 
 
