@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
+import sys
 
 import pytest
 
@@ -79,6 +81,70 @@ def run_in_thread(sweep, pool):
     return thread, box
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Runs must never write into the repository through a relative path.
-    os.environ.setdefault("GMAT_SWEEP_TESTING", "1")
+# ------------------------------------------------------------------------------ nothing lands in the repository
+
+#: Folders that tools (not runs) write into the repository while tests run.
+_TOOL_FOLDERS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", "build", ".mypy_cache",
+                 ".ruff_cache"}
+
+
+def _repository_files() -> set[str]:
+    found: set[str] = set()
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in _TOOL_FOLDERS and not d.endswith(".egg-info")]
+        found.update(os.path.relpath(os.path.join(folder, f), ROOT) for f in files)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _nothing_written_into_the_repository():
+    """Runs must never write into the repository (a relative output path resolved against the wrong folder, a
+    default out= beside the script): every test fails if a file appeared in the repository tree while it ran."""
+    before = _repository_files()
+    yield
+    appeared = sorted(_repository_files() - before)
+    assert not appeared, f"the test wrote into the repository: {appeared[:10]}"
+
+
+# ------------------------------------------------------------------------------ skips CI does not expect
+
+#: One regular expression a line: the skip reasons CI accepts (see the file for why each is expected).
+EXPECTED_SKIPS = pathlib.Path(__file__).with_name("expected_skips.txt")
+#: Set (as .ci/run does) to fail the session when a test skipped for a reason not declared in EXPECTED_SKIPS.
+CHECK_SKIPS = "GMAT_SWEEP_CHECK_SKIPS"
+_skips: list[tuple[str, str]] = []
+
+
+def expected_skip_patterns() -> list[re.Pattern[str]]:
+    lines = EXPECTED_SKIPS.read_text().splitlines() if EXPECTED_SKIPS.exists() else []
+    return [re.compile(line.strip()) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def unexpected_skips(skips: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    patterns = expected_skip_patterns()
+    return [(test, reason) for test, reason in skips if not any(p.search(reason) for p in patterns)]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2]
+        _skips.append((report.nodeid, reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason))
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # A module-level importorskip skips the whole file at collection.
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2]
+        _skips.append((report.nodeid, reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not os.environ.get(CHECK_SKIPS):
+        return
+    wrong = unexpected_skips(_skips)
+    if wrong:
+        lines = "\n".join(f"  {test}: {reason}" for test, reason in wrong)
+        print(f"\n{len(wrong)} test(s) skipped for a reason not declared in {EXPECTED_SKIPS.name} "
+              f"({CHECK_SKIPS} is set):\n{lines}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
