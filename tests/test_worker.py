@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gmat_sweep import RunOutcome, RunSpec, ScriptError, load_script, run_one, validate
+from gmat_sweep.engine import get_engine
 
 
 def spec(path, overrides=None, out=None, collect=(), run_id=0):
@@ -82,18 +83,31 @@ def test_every_output_lands_in_the_run_directory(samples_dir, tmp_path):
     assert "DC1.data" in outcome.files and "DefaultReportFile" in outcome.outputs
 
 
-def test_reuse_leaks_no_state_between_runs(leo, tmp_path, samples_dir):
+EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "leo_drag.script"
+
+
+def check_run_a_b_a_leaks_nothing(leo, tmp_path, other):
     def digest(outcome, out):
         return hashlib.sha256((out / outcome.outputs["RF"]).read_bytes()).hexdigest(), outcome.collected
 
     a1 = run_one(spec(leo, {"Sat.SMA": 7100.0, "TOI.Element1": 0.05}, tmp_path / "a1", ["Sat.Earth.SMA"]))
     b = run_one(spec(leo, {"Sat.SMA": 8000.0, "FM.GravityField.Earth.Degree": 2, "Sat.ECC": 0.1},
                      tmp_path / "b", ["Sat.Earth.SMA"]))
-    other = run_one(spec(samples_dir / "Ex_HohmannTransfer.script", {}, tmp_path / "h"))
+    between = run_one(spec(other, {}, tmp_path / "other"))
     a2 = run_one(spec(leo, {"Sat.SMA": 7100.0, "TOI.Element1": 0.05}, tmp_path / "a2", ["Sat.Earth.SMA"]))
-    assert a1.ok and b.ok and other.ok and a2.ok
+    assert a1.ok and b.ok and between.ok and a2.ok, (a1.error, b.error, between.error, a2.error)
     assert digest(a1, tmp_path / "a1") == digest(a2, tmp_path / "a2")
     assert digest(a1, tmp_path / "a1") != digest(b, tmp_path / "b")
+
+
+def test_reuse_leaks_no_state_between_runs(leo, tmp_path):
+    """Run A, run B and the project's drag example (other objects, drag, another propagator), then A again."""
+    check_run_a_b_a_leaks_nothing(leo, tmp_path, EXAMPLE)
+
+
+def test_reuse_leaks_no_state_between_runs_of_a_gmat_sample(leo, tmp_path, samples_dir):
+    """The same with one of GMAT's own samples (a targeter) in between."""
+    check_run_a_b_a_leaks_nothing(leo, tmp_path, samples_dir / "Ex_HohmannTransfer.script")
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -135,7 +149,11 @@ def test_not_a_script(tmp_path):
     path = tmp_path / "notes.script"
     path.write_text("This is not a GMAT script at all.\n")
     outcome = run_one(spec(path, {}, tmp_path / "o"))
-    assert outcome.status == "failed" and outcome.error
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        f'GMAT could not load the script: {path}: Interpreter Exception: The function "ThisisnotaGMATscriptatall." '
+        "is not available; if it is a GmatFunction, you may need to enable the GmatFunction plugin "
+        '(libGmatFunction) in line: "line 1: This is not a GMAT script at all."')
 
 
 def test_failure_inside_the_mission_sequence(tmp_path, leo):
@@ -192,9 +210,35 @@ def test_run_one_never_raises_even_on_a_malformed_spec(tmp_path):
     assert outcome.status == "failed" and "AttributeError" in outcome.error
 
 
+def gmat_output_folders(script: pathlib.Path) -> list[pathlib.Path]:
+    """Everywhere a run of ``script`` outside run_one could leave a report: GMAT's own runtime/output folder (where
+    a relative ReportFile name lands), the script's folder and the working directory."""
+    from gmatpy import _runtime
+
+    from gmat_sweep.engine import get_engine
+
+    get_engine("embedded")
+    return [pathlib.Path(_runtime._directory.name), script.parent, pathlib.Path.cwd()]
+
+
 def test_validate_accepts_good_overrides_without_running(leo, tmp_path):
+    # A run would write both reports: one named by an absolute path, one relative (into GMAT's output folder).
+    absolute = tmp_path / "would_be_written.txt"
+    leo.write_text(leo.read_text().replace("Create ReportFile RF;", f"""Create ReportFile Abs;
+GMAT Abs.Filename = '{absolute}';
+GMAT Abs.Add = {{Sat.ElapsedSecs}};
+Create ReportFile RF;"""))
+    folders = gmat_output_folders(leo)
+    before = {p for folder in folders for p in folder.rglob("*.txt")}
     validate(leo, {"Sat.SMA": 7100.0, "TOF": 60, "Gains": [1, 2, 3]}, collect=["Sat.Earth.SMA"])
-    assert not any(p.suffix == ".txt" for p in leo.parent.iterdir())
+    assert not absolute.exists()
+    assert {p for folder in folders for p in folder.rglob("*.txt")} == before
+    # The same look-out sees a run: GMAT writes both reports when the script runs.
+    with get_engine().session() as api:
+        api.LoadScript(str(leo))
+        api.RunScript()
+    assert absolute.exists()
+    assert any(p.name == "leo.txt" for folder in folders for p in folder.rglob("*.txt"))
 
 
 def test_a_process_removes_its_scratch_folder_when_it_exits():
