@@ -78,7 +78,7 @@ def load(out: str, entries: Mapping[int, Mapping[str, Any]], key: str, columns: 
         return None
     if len(parts) == 1:
         return parts[0]
-    table = pa.concat_tables(parts, promote_options="permissive")
+    table = concat(parts)
     order = pc.sort_indices(table, [(RUN_ID, "ascending")])  # stable: rows keep their order in a run
     return table.take(order)
 
@@ -89,7 +89,33 @@ def read_table(files: Sequence[str], columns: Sequence[str] | None = None, filte
         return ds.dataset(list(files), format="parquet").to_table(columns=columns, filter=filter)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         tables = [ds.dataset(f, format="parquet").to_table(columns=columns, filter=filter) for f in files]
+        return concat(tables)
+
+
+def concat(tables: Sequence[pa.Table]) -> pa.Table:
+    """One table of ``tables``, unifying types permissively; a column whose types nothing unifies (a String that
+    reads as a number in some runs only) becomes text."""
+    try:
         return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        clashing = _clashing(tables)
+        return pa.concat_tables([_as_text(t, clashing) for t in tables], promote_options="permissive")
+
+
+def _clashing(tables: Sequence[pa.Table]) -> set[str]:
+    types: dict[str, set[pa.DataType]] = {}
+    for table in tables:
+        for name, kind in zip(table.column_names, table.schema.types, strict=True):
+            if kind != pa.null():
+                types.setdefault(name, set()).add(kind)
+    return {name for name, kinds in types.items() if len(kinds) > 1}
+
+
+def _as_text(table: pa.Table, names: set[str]) -> pa.Table:
+    for name in names & set(table.column_names):
+        index = table.column_names.index(name)
+        table = table.set_column(index, table.field(name).with_type(pa.string()), table[name].cast(pa.string()))
+    return table
 
 
 def with_parameters(frame: pd.DataFrame, design: Design) -> pd.DataFrame:

@@ -74,7 +74,8 @@ def results(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], 
     """The tidy table: index ``(run_id, time)``, the parameters, every column of ``report``, and ``status``.
 
     ``time`` is the report's first epoch column (rows are in report order within a run); a failed or missing run
-    is one row with ``time`` NaT and empty report columns, never silently absent. Without any report, each run is
+    is one row with ``time`` missing (NaT, or ``<NA>`` where ``time`` numbers the rows of a report without an epoch
+    column) and empty report columns, never silently absent. Without any report, each run is
     one row. A report column named like a parameter is prefixed with the report's name (``RF.Sat.SMA``).
     ``columns`` and ``runs`` limit what is read from disk to those report columns and run ids.
     """
@@ -104,14 +105,13 @@ def results(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], 
         time_column = renames.get(time_column, time_column)
         data[TIME] = data[time_column]
     else:
-        data[TIME] = data.groupby(RUN_ID).cumcount()
+        data[TIME] = data.groupby(RUN_ID).cumcount().astype("Int64")  # nullable: a run without rows gets <NA>
     have = set(data[RUN_ID].unique())
     absent = runs.index[~runs.index.isin(have)]
     if not len(absent):
         return _assemble(data, runs)
     if len(absent):
-        filler = pd.DataFrame({RUN_ID: absent, TIME: pd.Series([pd.NaT] * len(absent), dtype=data[TIME].dtype)
-                               if time_column is not None else -1})
+        filler = pd.DataFrame({RUN_ID: absent, TIME: pd.Series([None] * len(absent), dtype=data[TIME].dtype)})
         data = pd.concat([data, filler], ignore_index=True)
     data["_order"] = np.arange(len(data))
     frame = data.merge(runs, left_on=RUN_ID, right_index=True, how="left")
