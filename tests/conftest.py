@@ -64,6 +64,26 @@ def samples_dir() -> pathlib.Path:
     return SAMPLES
 
 
+@pytest.fixture
+def manifest_fsyncs(monkeypatch) -> dict[str, int]:
+    """How many times this process (the driver) fsyncs each ``manifest.jsonl``, by path. The fsyncs still
+    happen: ``os.fsync`` is wrapped, not replaced."""
+    counts: dict[str, int] = {}
+    real = os.fsync
+
+    def counting(fd):
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd if isinstance(fd, int) else fd.fileno()}")
+        except OSError:
+            path = ""
+        if path.endswith("manifest.jsonl"):
+            counts[path] = counts.get(path, 0) + 1
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    return counts
+
+
 def run_in_thread(sweep, pool):
     """Run ``sweep`` on ``pool`` in a thread so a test can act mid-sweep; the thread's error lands in ``box``."""
     import threading

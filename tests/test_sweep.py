@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import gc
+import hashlib
+import importlib
+import importlib.metadata
 import json
 import os
+import platform
+import signal
+import tempfile
+import time
 
 import pandas as pd
 import pytest
 
+import gmat_sweep
 from gmat_sweep import DesignError, Sweep, SweepError, sweep
 from gmat_sweep.backends import LocalPool
 from gmat_sweep.manifest import read_manifest
+
+from conftest import run_in_thread
+
+sweep_module = importlib.import_module("gmat_sweep.sweep")  # the package's name ``sweep`` is the function
 
 # A run fails inside the mission sequence when Idx > 3: found only by running, not by the preflight's load.
 RUNTIME_FAILURE = "Create Variable Idx;\nGMAT Idx = 1;\n"
@@ -53,8 +65,10 @@ def test_grid_sweep_returns_the_tidy_table(mission, tmp_path, pool):
     assert (out / "manifest.jsonl").exists() and (out / "script" / "leo.script").read_text() == mission.read_text()
     assert sorted(os.listdir(out / "runs" / "2")) == ["Finals.parquet", "RF.parquet", "gmat.log"]
     header = read_manifest(out).header
-    assert header["script"]["sha256"] and header["engine"]["gmat_version"] == "R2026a"
-    assert header["versions"]["gmat-sweep"] and header["design"]["kind"] == "grid"
+    assert header["script"]["sha256"] == hashlib.sha256(mission.read_bytes()).hexdigest()
+    assert header["script"]["path"] == str(mission) and header["engine"]["gmat_version"] == "R2026a"
+    assert header["versions"]["gmat-sweep"] == importlib.metadata.version("gmat-sweep") == gmat_sweep.__version__
+    assert header["versions"]["python"] == platform.python_version() and header["design"]["kind"] == "grid"
 
 
 def test_failed_runs_are_rows_with_their_error_and_every_report_is_reachable(mission, tmp_path, pool):
@@ -158,10 +172,83 @@ def test_resume_refuses_a_changed_script_unless_allowed(leo, tmp_path, pool, cap
     Sweep(leo, grid={"Sat.SMA": [7000, 7100]}, out=out).run(pool, False)
     Sweep.from_manifest(out).resume(pool, progress=False)
     assert "nothing to do" in capsys.readouterr().err
+    drop_runs(out, {1})  # run 1's line was lost: it will run again
     leo.write_text(leo.read_text().replace("GMAT TOF = 1800;", "GMAT TOF = 900;"))
+    before = (out / "manifest.jsonl").read_bytes()
     with pytest.raises(SweepError, match="changed since this sweep started"):
         Sweep.from_manifest(out).resume(pool, progress=False)
-    Sweep.from_manifest(out).resume(pool, progress=False, allow_changed_script=True)
+    assert (out / "manifest.jsonl").read_bytes() == before
+    again = Sweep.from_manifest(out).resume(pool, progress=False, allow_changed_script=True)
+    assert again.counts() == {"ok": 2, "failed": 0, "missing": 0}
+    df = again.results()
+    assert df.loc[0, "Sat.ElapsedSecs"].iloc[-1] == pytest.approx(1800)  # finished before the change: kept
+    assert df.loc[1, "Sat.ElapsedSecs"].iloc[-1] == pytest.approx(900)  # rerun on the changed script
+    assert (df.loc[1, "Sat.SMA"] == 7100).all()
+
+
+def drop_runs(out, run_ids) -> None:
+    """Remove the manifest lines of ``run_ids``, as if the driver was killed before recording them."""
+    path = out / "manifest.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0]] + [l for l in lines[1:] if json.loads(l)["run_id"] not in run_ids]) + "\n")
+
+
+def test_a_sweep_whose_script_is_gone_resumes_from_its_saved_copy(leo, tmp_path, pool):
+    grid = {"Sat.SMA": [7000.0, 7100.0, 7200.0]}
+    reference = Sweep(leo, grid=grid, out=tmp_path / "ref").run(pool, False)
+    out = tmp_path / "o"
+    Sweep(leo, grid=grid, out=out).run(pool, False)
+    drop_runs(out, {2})
+    text = leo.read_text()
+    leo.unlink()
+    again = Sweep.from_manifest(out)
+    assert again.source.text == text and again.source.path == str(leo)
+    again.resume(pool, progress=False)
+    assert again.counts() == {"ok": 3, "failed": 0, "missing": 0}
+    pd.testing.assert_frame_equal(again.results(), reference.results())
+
+
+def test_a_worker_killed_during_the_preflight_is_a_clear_error_and_the_driver_goes_on(leo, tmp_path, monkeypatch):
+    # 20 000 Variables: GMAT takes about 2 s to load this script, so the preflight is still loading it when the
+    # test sees it start (validate's temporary folder appears in the pool's temporary folder) and kills its worker.
+    slow = leo.parent / "slow.script"
+    variables = "".join(f"Create Variable V{i};\n" for i in range(20000))
+    slow.write_text(leo.read_text().replace("BeginMissionSequence;", variables + "BeginMissionSequence;"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where LocalPool makes its workers' folder
+    out = tmp_path / "o"
+    with LocalPool(max_workers=1) as pool:
+        sweep = Sweep(slow, grid={"Sat.SMA": [7000.0]}, out=out)
+        thread, box = run_in_thread(sweep, pool)
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("gmat-sweep-pool-*/gmat-sweep-validate-*")):
+            assert time.monotonic() < deadline and thread.is_alive(), box
+            time.sleep(0.01)
+        os.kill(pool.busy_pids()[0], signal.SIGKILL)
+        thread.join(120)
+        error = box.get("error")
+        assert isinstance(error, SweepError), error
+        assert str(error).startswith("the GMAT engine crashed while checking the script (") and "signal 9" in str(
+            error)
+        assert not (out / "manifest.jsonl").exists()
+        assert Sweep(leo, grid={"Sat.SMA": [7000.0]}, out=tmp_path / "p").run(pool, False).counts()["ok"] == 1
+
+
+def test_fsync_every_groups_the_manifests_fsyncs_and_resume_keeps_it(leo, tmp_path, pool, manifest_fsyncs,
+                                                                       monkeypatch):
+    monkeypatch.setattr(sweep_module, "GROUPED_FSYNC_SECONDS", 1e9)  # only the line count triggers an fsync here
+    out = tmp_path / "o"
+    s = Sweep(leo, grid={"TOF": [60 + i for i in range(10)]}, out=out, fsync_every=4).run(pool, False)
+    path = str(out / "manifest.jsonl")
+    # The header: written then closed (2); 10 run lines: after lines 4 and 8, and at close (3). Per line: 13.
+    assert manifest_fsyncs == {path: 5}
+    assert s.counts()["ok"] == 10 and read_manifest(out).header["fsync_every"] == 4
+    drop_runs(out, set(range(5)))
+    manifest_fsyncs.clear()
+    Sweep.from_manifest(out).resume(pool, progress=False)
+    assert manifest_fsyncs == {path: 2}  # 5 lines: after line 4 and at close
+    manifest_fsyncs.clear()
+    Sweep(leo, grid={"TOF": [60, 61, 62]}, out=tmp_path / "p").run(pool, False)
+    assert manifest_fsyncs == {str(tmp_path / "p" / "manifest.jsonl"): 2 + 3 + 1}  # the default: every line
 
 
 def test_resume_of_a_folder_without_manifest(tmp_path):

@@ -35,6 +35,9 @@ from .worker import copy_script_tree, preflight, run_one, writable_problem
 #: How many values of one parameter the preflight loads in GMAT before the sweep starts: all of them up to this
 #: many, else the extremes and values spread between them. The rest fail, if at all, as failed runs.
 PREFLIGHT_LIMIT = 16
+#: With ``fsync_every > 1``, the manifest is also fsynced when this many seconds passed since the last fsync, so a
+#: slow sweep never leaves a long stretch of finished runs unsynced.
+GROUPED_FSYNC_SECONDS = 1.0
 
 
 class SweepError(ValueError):
@@ -104,7 +107,8 @@ class Sweep(SweepOutputs):
             raise SweepError(f"the sweep's script {script} is gone and no copy is saved under {saved}; "
                              "restore the script to resume")
         sweep = cls(script, out=out, collect=header.get("collect", []), engine=header.get("engine_choice"),
-                    timeout=header.get("timeout"), require_converged=header.get("require_converged", False),
+                    timeout=header.get("timeout"), fsync_every=header.get("fsync_every", 1),
+                    require_converged=header.get("require_converged", False),
                     postprocess=header.get("postprocess"), _design=Design.from_dict(header["design"]), _source=source)
         sweep._manifest = manifest
         if bundle:  # the unpacked copy lives as long as the Sweep (and the DataFrames that hold it)
@@ -283,7 +287,7 @@ class Sweep(SweepOutputs):
     def _execute(self, pool: Pool, todo: Sequence[int], progress: bool) -> None:
         bar = _progress(len(todo), progress, len(self.design))
         writer = ManifestWriter(manifest_path(self.out), fsync_every=self.fsync_every,
-                                fsync_seconds=1.0 if self.fsync_every > 1 else 0.0)
+                                fsync_seconds=GROUPED_FSYNC_SECONDS if self.fsync_every > 1 else 0.0)
         counts = {OK: 0, FAILED: 0}
         # A resumed sweep's adaptive limit starts from the runs it already finished.
         self._limits = timeouts.RunLimits(self.timeout, [float(e["duration"]) for e in self.manifest.entries.values()
