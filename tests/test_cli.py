@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from gmat_sweep import Sweep
 from gmat_sweep.cli import main, parse_grid_option
 from gmat_sweep.manifest import read_manifest
 
@@ -90,8 +92,16 @@ def test_bad_input_exits_2_with_a_clear_message(leo, tmp_path, args, message):
 def test_samples_file_and_bad_samples_columns(leo, tmp_path):
     good = tmp_path / "rows.csv"
     good.write_text("Sat.SMA,TOF\n7000,60\n7100,90\n")
-    result = run_cli("run", leo, "--samples", good, "--out", tmp_path / "o", "--no-progress", "-j", "1")
+    result = run_cli("run", leo, "--samples", good, "--out", tmp_path / "o", "--no-progress", "-j", "1",
+                     "--collect", "Sat.ElapsedSecs")
     assert result.returncode == 0, result.stderr
+    assert "2 runs: 2 ok, 0 failed, 0 missing" in result.stdout
+    summary = Sweep.from_manifest(tmp_path / "o").summary()
+    assert summary[["Sat.SMA", "TOF", "status"]].to_dict("records") == [
+        {"Sat.SMA": 7000, "TOF": 60, "status": "ok"}, {"Sat.SMA": 7100, "TOF": 90, "status": "ok"}]
+    assert summary["Sat.ElapsedSecs"].tolist() == pytest.approx([60.0, 90.0])  # each row ran as given
+    df = Sweep.from_manifest(tmp_path / "o").results()
+    assert df.loc[1, "Sat.Earth.SMA"].iloc[0] == pytest.approx(7100.0, rel=1e-12)
     bad = tmp_path / "bad.csv"
     bad.write_text("semi major axis\n7000\n")
     result = run_cli("run", leo, "--samples", bad, "--out", tmp_path / "p", "--no-progress")
@@ -110,6 +120,17 @@ def test_missing_script_resume_without_manifest_and_corrupt_manifest(tmp_path, l
     (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     result = run_cli("show", out)
     assert result.returncode == 2 and "line 3 is corrupt" in result.stderr
+
+
+def test_fsync_every_reaches_the_manifest_writer(leo, tmp_path, manifest_fsyncs, monkeypatch):
+    monkeypatch.setattr(importlib.import_module("gmat_sweep.sweep"), "GROUPED_FSYNC_SECONDS", 1e9)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["run", str(leo), "--grid", "TOF=60:69:10", "--out", str(out),
+                                       "--fsync-every", "4", "-j", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    # The header: written then closed (2); 10 run lines: after lines 4 and 8, and at close (3). Per line: 13.
+    assert manifest_fsyncs == {str(out / "manifest.jsonl"): 5}
+    assert read_manifest(out).header["fsync_every"] == 4 and len(read_manifest(out).entries) == 10
 
 
 def test_doctor_prints_the_fingerprint():
