@@ -47,3 +47,31 @@ def temp_folders() -> tuple[str, str, str]:
 
     get_engine("embedded")
     return tempfile.gettempdir(), _runtime._directory.name, worker._process_scratch()
+
+
+def hold(started: str, release: str, limit: float = 120.0) -> int:
+    """Write this process's pid to ``started`` (whole, at once), then run until the file ``release`` exists (or
+    ``limit`` seconds pass): a task whose start a test can see and whose length the test decides."""
+    with open(started + ".tmp", "w") as handle:
+        handle.write(str(os.getpid()))
+    os.replace(started + ".tmp", started)
+    deadline = time.monotonic() + limit
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return os.getpid()
+
+
+def wait_started(started, timeout: float = 60.0) -> int:
+    """The pid written by :func:`hold` to ``started`` once it exists (for the test process, not a worker)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(started):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the task never started ({started} not written)")
+        time.sleep(0.005)
+    with open(started) as handle:
+        return int(handle.read())
+
+
+def hold_or_sleep(arg) -> int:
+    """:func:`hold` for a ``(started, release)`` pair, else :func:`pid_after` (for ``imap``'s one argument)."""
+    return hold(*arg) if isinstance(arg, tuple) else pid_after(arg)

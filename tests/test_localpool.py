@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from gmat_sweep.backends import LocalPool, Pool, WorkerLost
-from pool_tasks import crash, pid_after, temp_folders, unreadable
+from pool_tasks import crash, hold, hold_or_sleep, pid_after, temp_folders, unreadable, wait_started
 
 
 def test_results_come_back_from_separate_processes():
@@ -47,19 +50,58 @@ def test_a_task_or_result_that_cannot_travel_fails_alone():
         assert pool.submit(pid_after, 0).result(timeout=20) > 0 and pool.replaced == 0
 
 
-def test_kill_9_of_a_busy_worker():
+def test_kill_9_of_a_busy_worker(tmp_path):
     with LocalPool(max_workers=2) as pool:
-        futures = [pool.submit(pid_after, 3.0), pool.submit(pid_after, 0.2)]
-        deadline = time.time() + 20
-        while len(pool.busy_pids()) < 2 and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the short task is done; the long one is still running
-        victim = pool.busy_pids()[0]
+        long = pool.submit(hold, str(tmp_path / "started"), str(tmp_path / "never"))
+        short = pool.submit(pid_after, 0)
+        victim = wait_started(tmp_path / "started")  # the long task is running, in that process
         os.kill(victim, signal.SIGKILL)
         with pytest.raises(WorkerLost, match="signal 9"):
-            pool.result(futures[0]) if futures[0].exception(timeout=20) else None
-        assert futures[1].result(timeout=20) != victim
+            long.result(timeout=20)
+        assert short.result(timeout=20) != victim
         assert pool.result(pool.submit(pid_after, 0)) != victim  # the replacement works
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+DRIVER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from gmat_sweep.backends import LocalPool
+from pool_tasks import hold
+
+if __name__ == "__main__":
+    pool = LocalPool(max_workers=2)
+    futures = [pool.submit(hold, f"{sys.argv[2]}/started-{i}", f"{sys.argv[2]}/never") for i in range(2)]
+    time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the driver on Linux only")
+def test_workers_die_when_the_driver_is_killed_with_kill_9(tmp_path):
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, os.path.dirname(__file__), str(tmp_path)])
+    try:
+        workers = [wait_started(tmp_path / f"started-{i}") for i in range(2)]
+        assert driver.pid not in workers and all(running(pid) for pid in workers)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(running(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"workers outlived their driver: {workers}"
+            time.sleep(0.05)
+    finally:
+        driver.kill()
+        driver.wait()
+        for pid in locals().get("workers", []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_workers_temporary_files_are_removed_with_the_pool_even_after_a_kill_9():
@@ -135,45 +177,65 @@ def test_closing_fails_the_running_task_and_the_one_sent_ahead():
         ahead.result(timeout=20)
 
 
-def test_a_task_sent_ahead_is_taken_back_for_a_worker_that_runs_out_of_work():
+def _sent_ahead(pool: LocalPool) -> bool:
+    with pool._lock:
+        return any(len(w.tasks) == 2 for w in pool._workers)
+
+
+def test_a_task_sent_ahead_is_taken_back_for_a_worker_that_runs_out_of_work(tmp_path):
+    from gmat_sweep.backends import local
+
     with LocalPool(max_workers=2) as pool:
         pids: set[int] = set()
-        while len(pids) < 2:  # both workers up, each with a short task behind it
-            pids |= {future.result(timeout=20) for future in [pool.submit(pid_after, 0.05) for _ in range(4)]}
-        long, other = pool.submit(pid_after, 3.0), pool.submit(pid_after, 0.3)
-        short = pool.submit(pid_after, 0)  # sent ahead to a busy worker: the one running the long task
-        deadline = time.time() + 2
-        while time.time() < deadline:
-            with pool._lock:
-                if any(len(w.tasks) == 2 for w in pool._workers):
-                    break
+        while len(pids) < 2:  # both workers up, their last tasks short
+            pids |= {future.result(timeout=20) for future in [pool.submit(pid_after, 0) for _ in range(4)]}
+        long = pool.submit(hold, str(tmp_path / "long"), str(tmp_path / "end-long"))  # on worker X
+        slow = pool.submit(pid_after, local.PREFETCH_BELOW + 0.5)  # on worker Y: its last task is now long
+        x, y = wait_started(tmp_path / "long"), slow.result(timeout=30)
+        other = pool.submit(hold, str(tmp_path / "other"), str(tmp_path / "end-other"))  # Y, the idle one
+        assert wait_started(tmp_path / "other") == y
+        short = pool.submit(pid_after, 0)  # only X may be sent a task ahead: its last task was short
+        deadline = time.monotonic() + 30
+        while not _sent_ahead(pool):
+            assert time.monotonic() < deadline, "no task was sent ahead"
             time.sleep(0.01)
-        else:
-            raise AssertionError("no task was sent ahead")
-        # The worker of the 0.3 s task runs out of work first and gets the short task back from the long one's.
-        assert short.result(timeout=2.5) == other.result(timeout=20)
-        assert not long.done() and long.result(timeout=20) != short.result()
+        (tmp_path / "end-other").touch()
+        # Y runs out of work first and gets the short task back from X, which is still running the long one.
+        assert other.result(timeout=30) == y and short.result(timeout=30) == y
+        assert not long.done()
+        (tmp_path / "end-long").touch()
+        assert long.result(timeout=30) == x != y
 
 
-def test_no_task_is_sent_ahead_to_a_worker_whose_runs_are_long(monkeypatch):
+def test_no_task_is_sent_ahead_to_a_worker_whose_runs_are_long(tmp_path, monkeypatch):
     from gmat_sweep.backends import local
 
     monkeypatch.setattr(local, "PREFETCH_BELOW", 0.2)
-    with LocalPool(max_workers=1) as pool:
-        pool.submit(pid_after, 0.3).result(timeout=20)
-        running, queued = pool.submit(pid_after, 1.0), pool.submit(pid_after, 0)
-        _held(pool, 1)
-        time.sleep(0.5)
-        with pool._lock:
-            assert len(pool._workers[0].tasks) == 1 and len(pool._queue) == 1
-        assert running.result(timeout=20) == queued.result(timeout=20)
+    pool = LocalPool(max_workers=1)
+    pool.submit(pid_after, 0.3).result(timeout=20)  # the worker's last task took longer than PREFETCH_BELOW
+    running = pool.submit(hold, str(tmp_path / "started"), str(tmp_path / "never"))
+    wait_started(tmp_path / "started")
+    queued = pool.submit(pid_after, 0)
+    # Closing gives the dispatcher one more pass, then fails what the worker holds: the running task and any task
+    # sent ahead ("closed before this task started"). A task never sent is cancelled instead.
+    pool.close()
+    with pytest.raises(WorkerLost, match="closed while this task ran"):
+        running.result(timeout=20)
+    assert queued.cancelled()
 
 
-def test_sliding_window_keeps_workers_busy_without_barriers():
-    # One slow task must not hold back the others: with 2 workers, the 9 short tasks all finish before the long one.
+def test_sliding_window_keeps_workers_busy_without_barriers(tmp_path):
+    # One long task must not hold back the others: with 2 workers, the 9 short tasks all come back while it runs.
+    # It runs until the test has seen them all (or, if they never come, for 120 s and then comes back early).
+    long = (str(tmp_path / "started"), str(tmp_path / "release"))
+    order = []
     with LocalPool(max_workers=2) as pool:
-        order = [item for item, _, _ in pool.imap(pid_after, [2.0] + [0.05] * 9)]
-    assert order[-1] == 2.0
+        for item, _, error in pool.imap(hold_or_sleep, [long] + [0.05] * 9):
+            assert error is None, error
+            order.append(item)
+            if len(order) == 9:
+                (tmp_path / "release").touch()
+    assert order[-1] == long
 
 
 def test_for_each_consumes_every_result_once_on_the_dispatcher_thread():
@@ -204,7 +266,9 @@ def test_for_each_passes_task_errors_and_stops_when_consume_raises():
 
         with pytest.raises(OSError, match="disk full"):
             pool.for_each(pid_after, [0.1] * 6, consume, window=2)
-        time.sleep(0.5)  # the task still running when consume raised finishes, and is not consumed
+        # The one worker runs tasks in order and the dispatcher reads their results in order: when this task's
+        # result is back, so are those of the tasks still running when consume raised. None was consumed.
+        pool.submit(pid_after, 0).result(timeout=20)
         assert len(consumed) == 2
 
 
@@ -256,6 +320,10 @@ class ThreadPool(Pool):
 
 def test_a_custom_pool_needs_only_four_methods():
     with ThreadPool(3) as pool:
-        results = sorted(value for _, value, _ in pool.imap(lambda x: x * 2, range(10)))
-    assert results == [x * 2 for x in range(10)]
-    assert threading.active_count() >= 1
+        results = sorted(value for _, value, _ in pool.imap(lambda x: (x * 2, threading.current_thread()),
+                                                            range(10)))
+    assert [value for value, _ in results] == [x * 2 for x in range(10)]
+    threads = {thread for _, thread in results}
+    assert threading.main_thread() not in threads and threads <= set(pool._ex._threads)  # ran on the pool's threads
+    assert not any(thread.is_alive() for thread in threads)  # and leaving the with-block closed the pool
+
