@@ -1,11 +1,10 @@
-"""kill -9 of the driver at random moments, several times, then resume: nothing lost, nothing run twice."""
+"""kill -9 of the driver at points the test chooses, several times, then resume: nothing lost, nothing run twice."""
 
 from __future__ import annotations
 
 import collections
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -18,37 +17,44 @@ from gmat_sweep.backends import LocalPool
 from gmat_sweep.manifest import read_manifest
 
 CLI = [sys.executable, "-m", "gmat_sweep.cli"]
-GRID = ["--grid", "Sat.SMA=7000:7300:10", "--grid", "TOF=60,300,600,900"]
+# 40 runs of 6 to 24 hours: each run propagates hundreds of steps, so a kill chosen after k manifest lines lands a
+# few runs later at most, far from the sweep's end.
+TOFS = [21600, 43200, 64800, 86400]
+GRID = ["--grid", "Sat.SMA=7000:7300:10", "--grid", f"TOF={','.join(map(str, TOFS))}"]
+#: Manifest lines (header included) after which each attempt's driver is killed; None: at once, before it starts.
+KILL_AFTER = [None, 1, 6, 14, 22]
+
+
+def manifest_lines(out) -> int:
+    try:
+        return (out / "manifest.jsonl").read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def test_kill_9_the_driver_repeatedly_then_resume(leo, tmp_path):
     out = tmp_path / "out"
-    rng = random.Random(20261127)
-    kills = 0
+
     def command():
         # Before its manifest header exists a killed sweep is restarted with `run`; after, with `resume`.
         if (out / "manifest.jsonl").exists():
             return ["resume", str(out)]
         return ["run", str(leo), *GRID, "--out", str(out)]
 
-    for attempt in range(5):
+    seen = []
+    for lines in KILL_AFTER:
         proc = subprocess.Popen(CLI + command() + ["--workers", "2", "--no-progress"], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        if attempt == 0:
-            time.sleep(rng.uniform(0.2, 1.5))  # possibly before the sweep has started at all
-        else:
-            deadline = time.time() + 30
-            while time.time() < deadline and proc.poll() is None:
-                manifest = out / "manifest.jsonl"
-                if manifest.exists() and manifest.stat().st_size > 2000:
-                    break
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.8))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)  # the driver only; its workers die with it (PDEATHSIG)
-            kills += 1
+        deadline = time.monotonic() + 120
+        while lines is not None and manifest_lines(out) < lines:
+            assert proc.poll() is None, f"the driver ended ({proc.returncode}) before {lines} manifest lines"
+            assert time.monotonic() < deadline, f"no {lines} manifest lines within 120 s"
+            time.sleep(0.005)
+        assert proc.poll() is None, "the sweep ended before the kill; give its runs more work"
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only; its workers die with it (PDEATHSIG)
         proc.wait(timeout=30)
-    assert kills >= 2, "the sweep finished before it could be killed; make it longer"
+        seen.append(manifest_lines(out))
+    assert seen[-1] < 41, seen  # the last kill left runs to do
     finished = subprocess.run(CLI + command() + ["--workers", "2", "--no-progress"], capture_output=True,
                               text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
@@ -60,7 +66,7 @@ def test_kill_9_the_driver_repeatedly_then_resume(leo, tmp_path):
 
     reference = tmp_path / "reference"
     with LocalPool(max_workers=2) as pool:
-        clean = Sweep(leo, grid={"Sat.SMA": [7000 + 300 * i / 9 for i in range(10)], "TOF": [60, 300, 600, 900]},
+        clean = Sweep(leo, grid={"Sat.SMA": [7000 + 300 * i / 9 for i in range(10)], "TOF": TOFS},
                       out=reference).run(pool, progress=False)
     resumed = Sweep.from_manifest(out)
     pd.testing.assert_frame_equal(resumed.results(), clean.results())
