@@ -111,6 +111,12 @@ def entries(sweep: Sweep) -> list[dict]:
     return list(sweep.refresh().manifest.entries.values())
 
 
+# Evaluated on each worker by ``client.run(eval, ...)``: its GMAT runtime folder (None before GMAT started there)
+# and its working folder.
+WHERE_GMAT_WRITES = ("(getattr(getattr(__import__('gmatpy._runtime', fromlist=['_']), '_directory', None), 'name', "
+                     "None), __import__('os').getcwd())")
+
+
 # ------------------------------------------------------------------------------------------- results
 
 
@@ -118,6 +124,8 @@ def test_same_tables_on_local_dask_return_and_dask_shared(leo, tmp_path, client)
     grid = {"Sat.SMA": [7000.0, 7200.0], "TOI.Element1": [0.0, 0.05, 0.1]}
     collect = ["Sat.Earth.SMA", "Sat.Id"]
     runs = {}
+    report_name = "leo.txt"  # the script's ReportFile, a relative name: GMAT alone would write it where it runs
+    watched = [leo.parent, pathlib.Path.cwd()]
     with LocalPool(2) as pool:
         runs["local"] = Sweep(leo, grid=grid, collect=collect, out=tmp_path / "local").run(pool, progress=False)
     with DaskPool(client) as pool:
@@ -140,8 +148,12 @@ def test_same_tables_on_local_dask_return_and_dask_shared(leo, tmp_path, client)
                 "gmat-sweep"]
             run_dir = tmp_path / mode / "runs" / str(entry["run_id"])
             assert sorted(os.listdir(run_dir)) == ["RF.parquet", "gmat.log"]
-        # The workers' private run folders are gone in return mode; nothing was written outside out=.
-    assert not list((tmp_path / "mission").glob("*.txt"))
+    # Nothing was written outside out=: not where GMAT puts a relative output name (each worker's GMAT runtime
+    # folder), not in the workers' or this process's working folder, not beside the script.
+    for runtime, cwd in client.run(eval, WHERE_GMAT_WRITES).values():
+        assert runtime is not None  # the worker ran GMAT
+        watched += [pathlib.Path(runtime), pathlib.Path(cwd)]
+    assert [p for folder in watched for p in folder.rglob(report_name)] == []
 
 
 def test_short_runs_travel_in_batches_with_one_result_each(leo, tmp_path, client):
@@ -264,8 +276,9 @@ def test_run_over_timeout_fails_and_the_others_finish(leo, tmp_path, client):
 
 
 def test_workers_joining_later_are_checked_before_they_get_runs(leo, tmp_path, caplog):
-    # ~8 s of runs for one worker: the sweep must still be going when the newcomers have started.
-    grid = {"TOF": [3 * 86400 + i for i in range(40)]}
+    # Each run propagates 3 days in steps of at most 30 s: 8640 steps, a second or more. 20 of them keep one
+    # worker busy long after the newcomers have started.
+    grid = {"TOF": [3 * 86400 + i for i in range(20)], "Prop.MaxStep": [30]}
     out = tmp_path / "out"
     with local_cluster(1) as cluster, distributed.Client(cluster, set_as_default=False) as c:
         with DaskPool(c) as pool:
@@ -285,7 +298,7 @@ def test_workers_joining_later_are_checked_before_they_get_runs(leo, tmp_path, c
                 thread.join(120)
             assert not thread.is_alive() and "error" not in box, box
     used = {e["worker"] for e in entries(sweep)}
-    assert sweep.counts()["ok"] == 40
+    assert sweep.counts()["ok"] == 20, sweep.failed()["error"].tolist()[:3]
     assert odd not in used and bare not in used
     assert used - first, "the worker that joined mid-sweep got no runs"
     said = [r.getMessage() for r in caplog.records]

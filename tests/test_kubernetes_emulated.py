@@ -211,12 +211,14 @@ def test_sweep_on_its_own_cluster_scales_survives_an_eviction_resumes_and_delete
 
     _kube_clusters.close()
     out = k8s_emulator.shared_dir / "sweeps" / "evicted"
-    runs = [86400 * 3 + i for i in range(30)]  # ~0.35 s each: a worker that joins later still finds work
+    # Each run propagates 3 days in steps of at most 30 s (8640 steps, a second or more): a worker that joins
+    # later still finds work, and an eviction finds a run to interrupt.
+    runs = [86400 * 3 + i for i in range(20)]
     with kube_pool(1, claim="emulated-shared", mount_path=str(k8s_emulator.shared_dir)) as pool:
         name = pool.name
         assert name.startswith("gmat-sweep-") and pool.shared_storage  # a claim: workers write into it
         assert k8s_emulator.cluster_objects(name)["daskclusters"] == [name]
-        sweep = Sweep(leo, grid={"TOF": runs}, out=out)
+        sweep = Sweep(leo, grid={"TOF": runs, "Prop.MaxStep": [30]}, out=out)
         thread, box = run_in_thread(sweep, pool)
 
         pool.scale(2)  # mid-sweep: the pool's window follows once the new worker passes the gate
