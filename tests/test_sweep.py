@@ -19,6 +19,7 @@ import pytest
 import gmat_sweep
 from gmat_sweep import DesignError, Sweep, SweepError, sweep
 from gmat_sweep.backends import LocalPool
+from gmat_sweep.distribution import DISTRIBUTION
 from gmat_sweep.manifest import read_manifest
 
 from conftest import run_in_thread
@@ -67,7 +68,7 @@ def test_grid_sweep_returns_the_tidy_table(mission, tmp_path, pool):
     header = read_manifest(out).header
     assert header["script"]["sha256"] == hashlib.sha256(mission.read_bytes()).hexdigest()
     assert header["script"]["path"] == str(mission) and header["engine"]["gmat_version"] == "R2026a"
-    assert header["versions"]["gmat-sweep"] == importlib.metadata.version("gmat-sweep") == gmat_sweep.__version__
+    assert header["versions"]["gmat-sweep"] == importlib.metadata.version(DISTRIBUTION) == gmat_sweep.__version__
     assert header["versions"]["python"] == platform.python_version() and header["design"]["kind"] == "grid"
 
 
