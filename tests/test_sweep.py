@@ -221,7 +221,7 @@ def test_a_worker_killed_during_the_preflight_is_a_clear_error_and_the_driver_go
         sweep = Sweep(slow, grid={"Sat.SMA": [7000.0]}, out=out)
         thread, box = run_in_thread(sweep, pool)
         deadline = time.monotonic() + 120
-        while not list(tmp_path.glob("gmat-sweep-pool-*/gmat-sweep-validate-*")):
+        while not list(tmp_path.glob("gmat-sweep-pool-*/**/gmat-sweep-validate-*")):
             assert time.monotonic() < deadline and thread.is_alive(), box
             time.sleep(0.01)
         os.kill(pool.busy_pids()[0], signal.SIGKILL)
