@@ -1,5 +1,6 @@
 """The default pool runs from every way Python code is started, none of them with a main guard: a script file, a
-script piped into ``python -``, ``python -c`` and a test. DaskPool's own LocalCluster does need the guard (Dask
+script piped into ``python -``, ``python -c``, IPython (whose ``__main__`` is its interactive namespace, as in
+Jupyter) and a test. DaskPool's own LocalCluster does need the guard (Dask
 spawns its workers by importing the main module): without it, one line says so, and no temporary folder is left.
 """
 
@@ -44,15 +45,17 @@ def check(found: dict) -> None:
     assert len(found["pids"]) == 2  # both workers ran missions
 
 
-@pytest.mark.parametrize("how", ["file", "stdin", "dash-c"])
+@pytest.mark.parametrize("how", ["file", "stdin", "dash-c", "ipython"])
 def test_default_pool_runs_without_a_main_guard(how, leo, tmp_path):
     code = program(leo, tmp_path / "out")
     path = tmp_path / "tour.py"
     path.write_text(code)
     command, stdin = {"file": ([sys.executable, str(path)], None),
                       "stdin": ([sys.executable, "-"], code),
-                      "dash-c": ([sys.executable, "-c", code], None)}[how]
-    done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                      "dash-c": ([sys.executable, "-c", code], None),
+                      "ipython": ([sys.executable, "-m", "IPython", "--quick", "--no-banner", "-c", code], None)}[how]
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}  # a profile of its own, made fresh
+    done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     check(result(done))
 
 
