@@ -327,3 +327,42 @@ def test_a_custom_pool_needs_only_four_methods():
     assert threading.main_thread() not in threads and threads <= set(pool._ex._threads)  # ran on the pool's threads
     assert not any(thread.is_alive() for thread in threads)  # and leaving the with-block closed the pool
 
+
+def _threads_while_running(pool: LocalPool, spec) -> tuple[list[int], object]:
+    """The run's worker's thread counts (from /proc, outside the worker), sampled while it runs ``spec``."""
+    from gmat_sweep import run_one
+
+    future = pool.submit(run_one, spec)
+    counts = []
+    while not future.done():
+        for pid in pool.busy_pids():
+            try:
+                counts.append(len(os.listdir(f"/proc/{pid}/task")))
+            except FileNotFoundError:
+                pass
+        time.sleep(0.02)
+    return counts, future.result()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("single", [True, False], ids=["as-shipped", "control-without-the-environment"])
+def test_a_worker_stays_single_threaded_while_gmat_runs(tmp_path, monkeypatch, single):
+    import pathlib
+
+    from gmat_sweep import RunSpec, load_script
+    from gmat_sweep.backends import spawn
+
+    if not single:  # the control: the same worker without its environment has numpy's and pyarrow's threads
+        monkeypatch.setattr(spawn, "SINGLE_THREADED", {})
+    script = load_script(pathlib.Path(__file__).parents[1] / "examples" / "leo_drag.script")
+    before = dict(os.environ)
+    with LocalPool(max_workers=1) as pool:
+        # Long by construction: ~300 orbits with drag, so the worker is sampled many times inside RunScript.
+        counts, outcome = _threads_while_running(pool, RunSpec(0, script, {"TOF": 1.6e6}, str(tmp_path / "run")))
+    assert outcome.status == "ok", outcome.error
+    assert len(counts) >= 10, counts
+    if single:
+        assert set(counts) == {1}, counts
+    else:
+        assert min(counts) >= 2, counts
+    assert dict(os.environ) == before  # the driver's own environment is left alone

@@ -140,7 +140,7 @@ class _Worker:
         self.counters = ctx.RawArray("q", 2)
         self.sent = 0  # tasks sent to this process
         self.process = spawn.Process(target=_worker_main, args=(child, self.claim, self.counters, tmp), daemon=True,
-                                   name="gmat-sweep-worker")
+                                   name="gmat-sweep-worker", env=spawn.SINGLE_THREADED)
         self.process.start()
         child.close()
         # The tasks sent to this process, in the order it runs them: the first is running, any other is waiting.
