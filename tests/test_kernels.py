@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -18,7 +19,8 @@ import pytest
 from gmat_sweep import RunSpec, load_script, run_one
 from gmat_sweep.engine import get_engine
 from gmat_sweep.gmat import kernels
-from gmat_sweep.gmat.kernels import data_only, slim_copy
+from gmat_sweep.gmat.kernel_bodies import cut_to_bodies, ids_with_barycentres
+from gmat_sweep.gmat.kernels import data_only, naif_ids, slim_copy
 from gmat_sweep.gmat.script import list_items
 
 # Prints {path: {variable: [type, values]}} for each kernel path given, each loaded alone into a cleared pool.
@@ -80,6 +82,54 @@ def default_text_kernels() -> list[str]:
         for name in solar_system.GetBodiesInUse():
             found += list_items(solar_system.GetBody(name).GetField("FrameSpiceKernelName"))
     return found
+
+
+def default_bodies() -> frozenset[int]:
+    with get_engine("embedded").session() as api:
+        return naif_ids(api.Moderator.Instance().GetDefaultSolarSystem())
+
+
+def test_planetary_constants_cut_to_the_solar_system_give_its_bodies_the_same_variables():
+    bodies = default_bodies()
+    assert {10, 399, 301, 499, 999} <= bodies, bodies
+    original = default_text_kernels()[0]
+    cut = slim_copy(original, bodies)
+    assert cut and os.path.getsize(cut) < 0.2 * os.path.getsize(original)
+    pools = spice_pools(original, cut)
+    whole, kept = pools[original], pools[cut]
+    readable = ids_with_barycentres(bodies)
+    assert {3, 4, 5} <= readable  # Earth's, Mars's, Jupiter's barycentres: their NUT_PREC_ANGLES are read
+
+    def body(name: str) -> int | None:
+        found = re.match(r"BODY(-?\d+)_", name)
+        return int(found.group(1)) if found else None
+
+    # Every variable a body of this solar system (or its barycentre) can read is there, with the same values...
+    wanted = {name: value for name, value in whole.items() if body(name) is None or body(name) in readable}
+    assert len(wanted) > 60 and "BODY3_NUT_PREC_ANGLES" in wanted and "BODY301_NUT_PREC_PM" in wanted
+    assert kept == wanted
+    # ... and the cut is real: the moons and asteroids not in this solar system are gone.
+    assert "BODY501_RADII" in whole and "BODY501_RADII" not in kept
+    assert len(whole) > 3 * len(kept)
+
+
+def test_cut_to_bodies_keeps_whole_assignments_and_refuses_what_it_cannot_read():
+    kernel = (b"KPL/PCK\n\\begindata\n"
+              b"BODY10_GM = ( 1.0 )\n"
+              b"\n"
+              b"BODY501_PM = ( 1.0\n   2.0\n 3.0 )\n"
+              b"BODY5_NUT_PREC_ANGLES += ( 4.0\n 5.0 )\n"
+              b"BODY399_RADII =\n ( 6.0 )\n"
+              b"OTHER_THING = 7\n"
+              b"\\begintext\n")
+    assert cut_to_bodies(kernel, {10, 399}) == (b"KPL/PCK\n\\begindata\n"
+                                               b"BODY10_GM = ( 1.0 )\n"
+                                               b"BODY399_RADII =\n ( 6.0 )\n"
+                                               b"OTHER_THING = 7\n"
+                                               b"\\begintext\n")
+    assert cut_to_bodies(kernel.replace(b"7", b"'seven'"), {10}) is None  # strings: not read here
+    assert cut_to_bodies(kernel.replace(b"3.0 )", b"3.0"), {10}) is None  # a value that does not close
+    assert ids_with_barycentres([10, 301, 2000433]) == {10, 301, 3, 2000433}
 
 
 def test_gmats_default_text_kernels_give_spice_the_same_pool(tmp_path):
@@ -182,21 +232,27 @@ def check_same_bytes(tmp_path, scripts):
     runs = {}
     # A fresh temporary folder: the copies are made now by this code, not found from an earlier run.
     (tmp_path / "tmp").mkdir()
-    for slim in ("0", "1"):
+    # "0": GMAT's own kernels; "comments": copies without comments; "1": the planetary constants also cut to the
+    # solar system's bodies.
+    for slim in ("0", "comments", "1"):
         done = subprocess.run([sys.executable, "-c", RUNS, str(tmp_path / slim), *scripts], capture_output=True,
                               text=True, timeout=300,
                               env={**os.environ, kernels.ENV: slim, "TMPDIR": str(tmp_path / "tmp")})
         assert done.returncode == 0, done.stderr
         runs[slim] = json.loads(done.stdout.splitlines()[-1])
     for script in scripts:
-        (status, error, files, collected, pck), slim = runs["0"][script], runs["1"][script]
+        (status, error, files, collected, pck), comments, cut = runs["0"][script], runs["comments"][script], \
+            runs["1"][script]
         assert status == "ok", error
         assert len(collected) >= 7, f"{script}: nothing to compare"
-        assert slim[:4] == [status, error, files, collected], script
+        assert comments[:4] == [status, error, files, collected], script
+        assert cut[:4] == [status, error, files, collected], script
         # And the copies were really what GMAT loaded:
         assert pck.endswith("SPICEPlanetaryConstantsKernel.tpc"), pck
-        assert slim[4] == os.path.join(tmp_path, "tmp", f"gmat-sweep-kernels-{os.getuid()}",
-                                       os.path.basename(slim_copy(pck))), slim[4]
+        folder = os.path.join(tmp_path, "tmp", f"gmat-sweep-kernels-{os.getuid()}")
+        assert comments[4] == os.path.join(folder, os.path.basename(slim_copy(pck))), comments[4]
+        assert os.path.dirname(cut[4]) == folder, cut[4]
+        assert os.path.getsize(cut[4]) < 0.2 * os.path.getsize(pck) < os.path.getsize(comments[4]), cut[4]
 
 
 def test_a_kernel_the_script_chooses_is_kept_and_slimmed(tmp_path, monkeypatch, leo):
@@ -209,14 +265,14 @@ def test_a_kernel_the_script_chooses_is_kept_and_slimmed(tmp_path, monkeypatch, 
     plain = run_files(script, tmp_path / "plain", False, monkeypatch, ["Sat.X"])
     slim = run_files(script, tmp_path / "slim", True, monkeypatch, ["Sat.X"])
     assert plain[2] == str(custom)
-    assert slim[2] == slim_copy(str(custom)) != slim_copy(original)
+    assert slim[2] == slim_copy(str(custom), default_bodies()) != slim_copy(original, default_bodies())
     assert b"BODY399_RADII     = ( 6388.1366   6388.1366" in pathlib.Path(slim[2]).read_bytes()
     assert slim[:2] == plain[:2]
 
 
 def test_a_copy_that_disappears_is_made_again(tmp_path, monkeypatch, leo):
     monkeypatch.setattr(kernels, "_copies", {})
-    copy = slim_copy(default_text_kernels()[0])
+    copy = slim_copy(default_text_kernels()[0], default_bodies())
     os.remove(copy)
     files, _, pck = run_files(leo, tmp_path / "run", True, monkeypatch)
     assert pck == copy and os.path.exists(copy)

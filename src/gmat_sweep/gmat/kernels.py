@@ -9,8 +9,13 @@ pool exactly the same variables, and GMAT computes exactly the same numbers (the
 and the runs' outputs bit for bit). Before each run the solar system is pointed at such copies of the text
 kernels it names (``SolarSystem.PCKFilename`` and every body's ``FrameSpiceKernelName``).
 
-A copy is made once per kernel content, in a folder of this user's under the system temporary directory, and
-made again if it goes missing. Set ``GMAT_SWEEP_SLIM_KERNELS=0`` to have GMAT read its kernels as they are.
+The planetary-constants copy is also cut to the ``BODY`` constants of the bodies the loaded solar system has and
+of their barycentres (kernel_bodies.py): from ~100 bodies to ~11, with the same variables for every body the
+mission can read.
+
+A copy is made once per kernel content (and set of bodies), in a folder of this user's under the system temporary
+directory, and made again if it goes missing. Set ``GMAT_SWEEP_SLIM_KERNELS=0`` to have GMAT read its kernels as
+they are, ``GMAT_SWEEP_SLIM_KERNELS=comments`` to only drop comments (every body's constants kept).
 """
 
 from __future__ import annotations
@@ -21,18 +26,23 @@ import stat
 import tempfile
 from typing import Any
 
+from .kernel_bodies import cut_to_bodies, ids_with_barycentres
 from .script import list_items
 
 ENV = "GMAT_SWEEP_SLIM_KERNELS"
 _BEGINDATA = b"\\begindata"
 _BEGINTEXT = b"\\begintext"
 
-# (path, size, mtime) of a kernel -> its copy, or None when it is not worth copying (binary, no comments, ...)
-_copies: dict[tuple[str, int, int], str | None] = {}
+# (path, size, mtime, bodies kept) of a kernel -> its copy, or None when it is not worth copying (binary, ...)
+_copies: dict[tuple[str, int, int, frozenset[int] | None], str | None] = {}
+
+
+def _setting() -> str:
+    return os.environ.get(ENV, "1").strip().lower()
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return _setting() not in ("0", "false", "no", "off")
 
 
 def data_only(text: bytes) -> bytes | None:
@@ -78,22 +88,25 @@ def _folder() -> str | None:
     return folder
 
 
-def slim_copy(path: str) -> str | None:
-    """The comment-free copy of the kernel at ``path`` (made now if needed), or ``None`` to use ``path`` itself."""
+def slim_copy(path: str, bodies: frozenset[int] | None = None) -> str | None:
+    """The comment-free copy of the kernel at ``path`` (made now if needed), or ``None`` to use ``path`` itself.
+
+    ``bodies``: NAIF ids whose ``BODY`` constants (and their barycentres') are all the copy keeps of those.
+    """
     try:
         info = os.stat(path)
     except OSError:
         return None  # GMAT reports a missing kernel in its own words
-    key = (path, info.st_size, info.st_mtime_ns)
+    key = (path, info.st_size, info.st_mtime_ns, bodies)
     if key in _copies:
         copy = _copies[key]
         if copy is None or os.path.exists(copy):
             return copy
-    _copies[key] = copy = _make_copy(path)
+    _copies[key] = copy = _make_copy(path, bodies)
     return copy
 
 
-def _make_copy(path: str) -> str | None:
+def _make_copy(path: str, bodies: frozenset[int] | None) -> str | None:
     try:
         with open(path, "rb") as handle:
             text = handle.read()
@@ -102,12 +115,14 @@ def _make_copy(path: str) -> str | None:
     slim = data_only(text)
     if slim is None:
         return None
+    if bodies is not None:
+        slim = cut_to_bodies(slim, ids_with_barycentres(bodies)) or slim
     folder = _folder()
     if folder is None:
         return None
-    # Named by content: every process and every sweep of this user shares one copy of each kernel.
+    # Named by content: every process and every sweep of this user shares one copy of each kernel (and cut).
     name, ext = os.path.splitext(os.path.basename(path))
-    copy = os.path.join(folder, f"{name}-{hashlib.sha256(text).hexdigest()[:16]}{ext}")
+    copy = os.path.join(folder, f"{name}-{hashlib.sha256(slim).hexdigest()[:16]}{ext}")
     if os.path.exists(copy):
         return copy
     temporary = f"{copy}.{os.getpid()}.tmp"
@@ -136,7 +151,8 @@ def use_slim_kernels(api: Any) -> None:
     if solar_system is None:
         return
     pck = solar_system.GetField("PCKFilename")
-    copy = slim_copy(pck) if os.path.isabs(pck) else None
+    bodies = None if _setting() == "comments" else naif_ids(solar_system)
+    copy = slim_copy(pck, bodies) if os.path.isabs(pck) else None
     if copy:
         solar_system.SetField("PCKFilename", copy)
     for name in solar_system.GetBodiesInUse():
@@ -146,3 +162,14 @@ def use_slim_kernels(api: Any) -> None:
         if any(copies):
             body.SetField("FrameSpiceKernelName",
                           "{" + ", ".join(c or k for c, k in zip(copies, kernels, strict=True)) + "}")
+
+
+def naif_ids(solar_system: Any) -> frozenset[int] | None:
+    """The NAIF ids of the solar system's bodies (the script's own included); ``None`` if one cannot be read."""
+    ids = set()
+    for name in solar_system.GetBodiesInUse():
+        try:
+            ids.add(int(solar_system.GetBody(name).GetField("NAIFId")))
+        except Exception:  # noqa: BLE001 - a body without a usable id: keep every body's constants
+            return None
+    return frozenset(ids)
