@@ -1,7 +1,7 @@
 """The fixed cost of a run: gmat-sweep's ``run_one`` of a 1-second mission against a bare gmatpy loop of it.
 
-    .venv/bin/python benchmarks/fixed_cost.py                 # 9 rounds of 40 runs of each loop
-    .venv/bin/python benchmarks/fixed_cost.py --rounds 5 --runs 30
+    .venv/bin/python benchmarks/fixed_cost.py                 # 50 rounds of 4 runs of each loop
+    .venv/bin/python benchmarks/fixed_cost.py --rounds 100 --runs 4
 
 A 1-second mission is almost all fixed cost (loading the script, GMAT's SPICE kernels, building and destroying the
 solar system), so this is what every short run pays. Each loop is a process of its own that started the engine
@@ -79,7 +79,7 @@ def main(rounds: int, runs: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--runs", type=int, default=40, help="missions per loop per round")
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=4, help="missions per loop per turn (short turns: the machine drifts)")
     args = parser.parse_args()
     main(args.rounds, args.runs)

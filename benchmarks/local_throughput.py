@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/local_throughput.py            # 7 rounds of 200 short LEO runs + a 20 000-run RSS sweep
     .venv/bin/python benchmarks/local_throughput.py --rounds 9 --rss-runs 2000
+    .venv/bin/python benchmarks/local_throughput.py --rounds 3 --rss-runs 0 --plain-workers  # workers multi-threaded
 
 Raw engine limit = cores / per-run engine time (see common.py): bare LoadScript + RunScript loops on the same mission,
-GMAT as shipped, as many at once as the pool has workers, started once and measured right before and right after
+GMAT as shipped, in clean single-threaded processes (gmatpy alone imported), as many at once as the pool has workers, started once and measured right before and right after
 every sweep. gmat-sweep's figure is the wall time of Sweep.run for the whole sweep (preflight, dispatch, report
 parsing to Parquet, a manifest fsync per run) on a LocalPool whose workers are already started; each round also runs
 the sweep with grouped manifest fsyncs, for comparison. These VMs drift by +-20 % from one second to the next, so
@@ -30,7 +31,7 @@ import psutil
 from common import RawLoops, limit, seconds_per_run
 
 from gmat_sweep import Sweep
-from gmat_sweep.backends import LocalPool
+from gmat_sweep.backends import LocalPool, spawn
 
 HERE = pathlib.Path(__file__).resolve().parent
 MISSION = HERE.parent / "examples" / "leo_drag.script"
@@ -48,7 +49,8 @@ Propagate Prop(Sat) {Sat.ElapsedSecs = 60};
 def throughput(runs: int, workers: int, rounds: int, raw_runs: int) -> None:
     alone = seconds_per_run(str(MISSION), "OrbitReport", raw_runs)[0]
     raw = RawLoops(str(MISSION), "OrbitReport", workers)
-    ours = RawLoops(str(MISSION), "OrbitReport", workers, mode="run_one")
+    # Plain run_one loops in the environment the pool's workers get, so that the ratio to them is the pool's own cost.
+    ours = RawLoops(str(MISSION), "OrbitReport", workers, mode="run_one", env=spawn.SINGLE_THREADED)
 
     def engine_limit() -> float:
         loops.append(limit(workers, ours.seconds_per_run(raw_runs)))
@@ -89,6 +91,7 @@ def throughput(runs: int, workers: int, rounds: int, raw_runs: int) -> None:
                       f"{(loops[-3] + loops[-2]) / 2:.1f} runs/s, LocalPool = {over_loops[-1]:.1%} of them)",
                       flush=True)
     per_run = workers / statistics.median(limits)
+    print(f"\nraw loops' threads: bare {raw.threads}, run_one {ours.threads}")
     print(f"\nmission: {MISSION.name}, {runs} runs a round, {rounds} rounds, {workers} workers on {os.cpu_count()} "
           "cores")
     print(f"raw engine, {workers} loops at once: {per_run * 1e3:.1f} ms a run -> limit "
@@ -155,7 +158,11 @@ if __name__ == "__main__":
     parser.add_argument("--raw-runs", type=int, default=40, help="missions per raw-engine measurement")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rss-runs", type=int, default=20000, help="0 skips the memory sweep")
+    parser.add_argument("--plain-workers", action="store_true",
+                        help="start the pool's workers without their single-threaded environment, to measure it")
     args = parser.parse_args()
+    if args.plain_workers:
+        spawn.SINGLE_THREADED = {}
     throughput(args.runs, args.workers, args.rounds, args.raw_runs)
     if args.rss_runs:
         driver_rss(args.rss_runs, args.workers)

@@ -96,3 +96,25 @@ def test_group_fsync_loses_nothing_when_the_driver_is_killed(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(path)], timeout=60)
     assert done.returncode == -signal.SIGKILL
     assert sorted(read_manifest(path).entries) == list(range(7))
+
+
+@pytest.mark.parametrize("damage", [
+    (b'{"run_id":1,"status":"ok"}\n', b'{"run_id":1,"sta\ntus":"ok"}\n'),  # one record split over two lines
+    (b'{"run_id":1,"status":"ok"}\n', b'{"run_id":1},{"run_id":7}\n'),  # two records on one line
+    (b'{"run_id":1,"status":"ok"}\n', b'[{"run_id":1}]\n'),  # not a record
+])
+def test_a_line_that_is_not_one_record_is_named_even_when_the_whole_file_parses(tmp_path, damage):
+    # All the lines are parsed at once when they can be; a line that is not exactly one record must still be found.
+    path = tmp_path / "manifest.jsonl"
+    write(path, [{"run_id": i, "status": "ok"} for i in range(3)])
+    path.write_bytes(path.read_bytes().replace(*damage))
+    with pytest.raises(ManifestError, match=r"line 3 is corrupt"):
+        read_manifest(path)
+
+
+def test_blank_lines_and_a_torn_tail_read_the_same_either_way(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    write(path, [{"run_id": i, "status": "ok"} for i in range(3)])
+    path.write_bytes(path.read_bytes().replace(b'\n{"run_id":1', b'\n\n  \n{"run_id":1') + b'{"run_id":3,"st')
+    manifest = read_manifest(path)
+    assert manifest.entries == {i: {"run_id": i, "status": "ok"} for i in range(3)} and manifest.torn_tail

@@ -12,6 +12,8 @@ percent of their throughput.) A line for a run id seen before replaces it (a res
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import time
@@ -64,6 +66,48 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
         raise ManifestError(f"{path} was written by a newer gmat-sweep (manifest schema {header['schema']}); "
                             "upgrade gmat-sweep to read it")
     manifest = Manifest(path, header, torn_tail=torn)
+    with _no_collection():
+        whole = _parse_all(lines[1:])
+        if whole is not None:
+            manifest.entries = whole
+            return manifest
+        _parse_each(manifest, lines, torn)
+    return manifest
+
+
+@contextlib.contextmanager
+def _no_collection():
+    # Reading builds one dict per run and nothing cyclic: the garbage collector would walk every dict built so far
+    # again and again (a third of the time of a 100 000-run manifest), and find nothing to free.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse_all(lines: list[bytes]) -> dict[int, dict[str, Any]] | None:
+    """Every run line parsed by one ``json.loads`` of them all (one call instead of one a line: ~1.5x faster), or
+    ``None`` when any line is not exactly one run record, for the line-by-line reader to say which."""
+    body = [raw for raw in lines if raw.strip()]
+    try:
+        values = json.loads(b"[" + b",".join(body) + b"]")
+    except ValueError:
+        return None
+    if len(values) != len(body):
+        return None
+    entries: dict[int, dict[str, Any]] = {}
+    for value in values:
+        if not isinstance(value, dict) or "run_id" not in value:
+            return None
+        entries[int(value["run_id"])] = value
+    return entries
+
+
+def _parse_each(manifest: Manifest, lines: list[bytes], torn: bool) -> None:
+    path = manifest.path
     for number, raw in enumerate(lines[1:], 2):
         if not raw.strip():
             continue
@@ -72,7 +116,6 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
             manifest.torn_tail = True
             continue
         manifest.entries[int(entry["run_id"])] = entry
-    return manifest
 
 
 def _parse(raw: bytes, path: str, number: int, last: bool) -> dict[str, Any] | None:

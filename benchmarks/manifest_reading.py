@@ -1,0 +1,103 @@
+"""Reading a 100 000-run sweep's manifest: the resume scan and ``gmat-sweep show``.
+
+    .venv/bin/python benchmarks/manifest_reading.py                  # 100 000 runs, 3 repeats
+    .venv/bin/python benchmarks/manifest_reading.py --runs 10000 --repeats 5
+
+One real run of ``examples/leo_drag.script`` gives a real header and run line; the manifest is then synthesised
+with ``--runs`` copies of that line (each with its own run id and override) under a header whose design has that
+many runs. No run files are made: both figures read only the manifest (and the saved script). Each figure is the
+wall time of a fresh process (Python's and gmat-sweep's imports excluded, measured inside it), median of the
+repeats:
+
+- ``read_manifest``: parsing the file into the header and the entries by run id;
+- resume scan: ``Sweep.from_manifest`` then what ``resume`` does before dispatching (read the manifest again and
+  check it is the same sweep);
+- ``gmat-sweep show OUT``: the whole command, imports included (a separate process, as a user runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+MISSION = HERE.parent / "examples" / "leo_drag.script"
+
+_TIMED = r"""
+import sys, time
+from gmat_sweep import Sweep
+from gmat_sweep.manifest import read_manifest
+
+what, out = sys.argv[1], sys.argv[2]
+start = time.perf_counter()
+if what == "read_manifest":
+    read_manifest(out)
+else:
+    sweep = Sweep.from_manifest(out)
+    sweep._open_out(allow_changed_script=False, resume=True)
+print(time.perf_counter() - start)
+"""
+
+
+def synthesise(out: pathlib.Path, runs: int) -> None:
+    from gmat_sweep import Sweep
+    from gmat_sweep.backends import LocalPool
+    from gmat_sweep.design import make_design
+
+    seed = out.parent / "seed"
+    with LocalPool(max_workers=1) as pool:
+        Sweep(MISSION, grid={"Sat.SMA": [6878.137]}, out=seed).run(pool, progress=False)
+    lines = (seed / "manifest.jsonl").read_text().splitlines()
+    header, entry = json.loads(lines[0]), json.loads(lines[1])
+    header["design"] = make_design({"Sat.SMA": [6878.137 + 0.001 * i for i in range(runs)]}).to_dict()
+    header["runs"] = runs
+    out.mkdir()
+    shutil.copytree(seed / "script", out / "script")
+    with open(out / "manifest.jsonl", "w") as handle:
+        handle.write(json.dumps(header, separators=(",", ":")) + "\n")
+        for run_id in range(runs):
+            entry["run_id"] = run_id
+            entry["overrides"] = {"Sat.SMA": 6878.137 + 0.001 * run_id}
+            handle.write(json.dumps(entry, separators=(",", ":")) + "\n")
+
+
+def timed(what: str, out: pathlib.Path) -> float:
+    if what == "show":
+        cli = pathlib.Path(sys.executable).with_name("gmat-sweep")
+        start = time.perf_counter()
+        done = subprocess.run([str(cli), "show", str(out)], capture_output=True, text=True, timeout=600)
+        wall = time.perf_counter() - start
+        assert done.returncode == 0, done.stderr
+        return wall
+    done = subprocess.run([sys.executable, "-c", _TIMED, what, str(out)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.split()[-1])
+
+
+def main(runs: int, repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "sweep"
+        synthesise(out, runs)
+        size = os.path.getsize(out / "manifest.jsonl") / 2**20
+        print(f"{runs}-run manifest: {size:.1f} MiB")
+        for what in ("read_manifest", "resume scan", "show"):
+            walls = [timed(what, out) for _ in range(repeats)]
+            print(f"  {what:<14} {statistics.median(walls):6.2f} s (median of {repeats}: "
+                  f"{', '.join(f'{w:.2f}' for w in walls)})", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    main(args.runs, args.repeats)
