@@ -80,6 +80,7 @@ def main(rounds: int, runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=50)
-    parser.add_argument("--runs", type=int, default=4, help="missions per loop per turn (short turns: the machine drifts)")
+    parser.add_argument("--runs", type=int, default=4,
+                        help="missions per loop per turn (short turns: the machine drifts)")
     args = parser.parse_args()
     main(args.rounds, args.runs)

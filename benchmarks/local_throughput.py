@@ -5,16 +5,17 @@
     .venv/bin/python benchmarks/local_throughput.py --rounds 3 --rss-runs 0 --plain-workers  # workers multi-threaded
 
 Raw engine limit = cores / per-run engine time (see common.py): bare LoadScript + RunScript loops on the same mission,
-GMAT as shipped, in clean single-threaded processes (gmatpy alone imported), as many at once as the pool has workers, started once and measured right before and right after
-every sweep. gmat-sweep's figure is the wall time of Sweep.run for the whole sweep (preflight, dispatch, report
-parsing to Parquet, a manifest fsync per run) on a LocalPool whose workers are already started; each round also runs
-the sweep with grouped manifest fsyncs, for comparison. These VMs drift by +-20 % from one second to the next, so
-each sweep's ratio uses the mean of the limit measured just before and just after it, and the median of the rounds
+GMAT as shipped, in clean single-threaded processes (gmatpy alone imported), as many at once as the pool has workers,
+started once and measured right before and right after every sweep. gmat-sweep's figure is the wall time of Sweep.run
+for the whole sweep (preflight, dispatch, report parsing to Parquet, a manifest fsync per run) on a LocalPool whose
+workers are already started; each round also runs the sweep with grouped manifest fsyncs, for comparison. These VMs
+drift by +-20 % from one second to the next, so each sweep's ratio uses the mean of the limit measured just before and just after it, and the median of the rounds
 is the figure. Target: >= 90 %.
 
 gmat-sweep's runs cost the engine less than bare ones (GMAT is given comment-free copies of its SPICE text kernels,
 see gmat_sweep/gmat/kernels.py), so the same is also measured against plain loops of gmat-sweep's own run_one (no
-pool) around each sweep: that ratio is what the pool and the sweep add on top of the runs themselves.
+pool, in the environment the pool's workers get) around each sweep: that ratio is what the pool and the sweep add
+on top of the runs themselves.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/manifest_reading.py                  # 100 000 runs, 3 repeats
     .venv/bin/python benchmarks/manifest_reading.py --runs 10000 --repeats 5
+    git show main:src/gmat_sweep/manifest.py > /tmp/old_manifest.py
+    .venv/bin/python benchmarks/manifest_reading.py --against /tmp/old_manifest.py   # also time another reader
 
 One real run of ``examples/leo_drag.script`` gives a real header and run line; the manifest is then synthesised
 with ``--runs`` copies of that line (each with its own run id and override) under a header whose design has that
@@ -12,7 +14,8 @@ repeats:
 - ``read_manifest``: parsing the file into the header and the entries by run id;
 - resume scan: ``Sweep.from_manifest`` then what ``resume`` does before dispatching (read the manifest again and
   check it is the same sweep);
-- ``gmat-sweep show OUT``: the whole command, imports included (a separate process, as a user runs it).
+- ``gmat-sweep show OUT``: the whole command, imports included (a separate process, as a user runs it);
+- with ``--against FILE``: ``read_manifest`` of another copy of manifest.py, taking turns with this one.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ what, out = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
 if what == "read_manifest":
     read_manifest(out)
+elif what.startswith("against="):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("other_manifest", what.split("=", 1)[1])
+    other = sys.modules["other_manifest"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    start = time.perf_counter()
+    other.read_manifest(out)
 else:
     sweep = Sweep.from_manifest(out)
     sweep._open_out(allow_changed_script=False, resume=True)
@@ -83,12 +93,16 @@ def timed(what: str, out: pathlib.Path) -> float:
     return float(done.stdout.split()[-1])
 
 
-def main(runs: int, repeats: int) -> None:
+def main(runs: int, repeats: int, against: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "sweep"
         synthesise(out, runs)
         size = os.path.getsize(out / "manifest.jsonl") / 2**20
         print(f"{runs}-run manifest: {size:.1f} MiB")
+        if against:
+            pairs = [(timed("read_manifest", out), timed(f"against={against}", out)) for _ in range(repeats)]
+            print(f"  read_manifest, this one {statistics.median(p[0] for p in pairs):.2f} s, {against} "
+                  f"{statistics.median(p[1] for p in pairs):.2f} s (medians of {repeats}, taking turns)")
         for what in ("read_manifest", "resume scan", "show"):
             walls = [timed(what, out) for _ in range(repeats)]
             print(f"  {what:<14} {statistics.median(walls):6.2f} s (median of {repeats}: "
@@ -99,5 +113,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--against", help="another manifest.py whose read_manifest is timed too")
     args = parser.parse_args()
-    main(args.runs, args.repeats)
+    main(args.runs, args.repeats, args.against)

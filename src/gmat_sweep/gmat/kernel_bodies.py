@@ -5,8 +5,8 @@ and precession terms) for ~100 bodies: every planet, most known moons, some come
 system asks SPICE only for those of its own bodies and of their barycentres (a planet's or moon's nutation and
 precession angles are its barycentre's ``BODY<n>_NUT_PREC_ANGLES``), but SPICE reads the whole file, a character at a
 time, in every run. :func:`cut_to_bodies` keeps the ``BODY`` assignments of those ids, and every other assignment,
-byte for byte and in order (blank lines dropped), so the variables those bodies can read are exactly the same (the tests compare them in
-SPICE's own pool, and the runs' outputs bit for bit).
+byte for byte and in order (blank lines dropped), so the variables those bodies can read are exactly the same
+(the tests compare them in SPICE's own pool, and the runs' outputs bit for bit).
 """
 
 from __future__ import annotations
