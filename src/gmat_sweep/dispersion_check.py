@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends.base import Pool
+from .backends.base import Pool, WorkerLost
 from .designs.dispersion import PREFLIGHT_RUNS, Dispersion
 from .gmat.script import ScriptError
 from .records import ScriptSource
@@ -99,7 +99,7 @@ def prepare(design: Dispersion, pool: Pool, source: ScriptSource, collect: Seque
     """Fill in the design's nominal values and refuse draws GMAT would reject, before any run."""
     missing = [p for p in design.relative_paths if p not in design.nominal]
     if missing:
-        found = pool.result(pool.submit(read_nominals, source, missing, engine))
+        found = _ask(pool, "reading the nominal values", read_nominals, source, missing, engine)
         bad = {p: v for p, v in found.items() if not isinstance(v, float)}
         if bad:
             path, why = next(iter(bad.items()))
@@ -119,7 +119,11 @@ def check_draws(design: Dispersion, pool: Pool, source: ScriptSource, collect: S
     problems = []
     for future in pool.as_completed(list(futures)):
         path = futures[future]
-        values, answers = tries[path], pool.result(future)
+        try:
+            answers = pool.result(future)
+        except WorkerLost:  # asked again once: a crash that repeats is the script's, and _ask says so
+            answers = _ask(pool, f"checking the draws of {path}", accepted, source, path, tries[path], collect, engine)
+        values = tries[path]
         fine = [v for v, a in zip(values, answers) if a is None]
         if len(fine) in (0, len(values)):
             continue  # all accepted; or all refused, which the ordinary preflight reports in GMAT's words
@@ -138,6 +142,17 @@ def check_draws(design: Dispersion, pool: Pool, source: ScriptSource, collect: S
         raise DrawError("\n  ".join(problems))
 
 
+def _ask(pool: Pool, doing: str, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` on a worker; a worker that dies is replaced and asked once more before the sweep is refused."""
+    for attempt in range(2):
+        try:
+            return pool.result(pool.submit(fn, *args))
+        except WorkerLost as exc:
+            if attempt:
+                raise DrawError(f"the GMAT engine crashed twice while {doing} ({exc}); check the script in GMAT, or "
+                                "run one case with gmat_sweep.run_one to see its log") from None
+
+
 def _bisect(pool: Pool, source: ScriptSource, path: str, collect: Sequence[str], engine: str | None,
             refused: float, ok: float) -> float:
     """The boundary between a refused and an accepted value of ``path``: the simplest number close to it."""
@@ -145,7 +160,7 @@ def _bisect(pool: Pool, source: ScriptSource, path: str, collect: Sequence[str],
         middle = _round((refused + ok) / 2, 17)
         if middle in (refused, ok):
             break
-        answer = pool.result(pool.submit(accepted, source, path, [middle], collect, engine))[0]
+        answer = _ask(pool, f"checking the draws of {path}", accepted, source, path, [middle], collect, engine)[0]
         refused, ok = (middle, ok) if answer is not None else (refused, middle)
     # The simplest number between the last refused and the first accepted value (a limit such as 0 or 1).
     low, high = min(refused, ok), max(refused, ok)
