@@ -22,7 +22,7 @@ from click.testing import CliRunner  # noqa: E402
 from gmat_sweep import dask_config  # noqa: E402
 
 from gmat_sweep import kubernetes as k8s  # noqa: E402
-from gmat_sweep.cli_k8s import k8s as k8s_group  # noqa: E402
+from gmat_sweep.cli.k8s import k8s as k8s_group  # noqa: E402
 
 K8S_VERSION = "1.33"
 IMAGE = "ghcr.io/acme/gmat-sweep:0.1.0"

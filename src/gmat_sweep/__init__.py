@@ -4,14 +4,7 @@
 >>> df = sweep("mission.script", grid={"Sat.SMA": [7000.0, 7100.0]}, out="sweeps/sma")
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-from .distribution import DISTRIBUTION
-
-try:
-    __version__ = version(DISTRIBUTION)
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+from .versions import __version__
 
 from .gmat.script import ScriptError, load_script
 from .records import RunOutcome, RunSpec, ScriptSource

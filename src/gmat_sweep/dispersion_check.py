@@ -42,7 +42,7 @@ def read_nominals(source: ScriptSource, paths: Sequence[str], engine: str | None
     from .engine import get_engine
 
     values: dict[str, Any] = {}
-    with worker._lock, tempfile.TemporaryDirectory(prefix="gmat-sweep-nominal-") as directory:
+    with worker.engine_lock, tempfile.TemporaryDirectory(prefix="gmat-sweep-nominal-") as directory:
         with get_engine(engine).session() as api:
             log = worker._RunLog(api)
             _, as_run = worker._write_as_run(source, {}, [], worker._process_scratch(),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -21,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, results, timeouts
+from . import results, timeouts
+from .versions import package_versions
 from .backends.base import Pool, PoolBroken, RunTimedOut, WorkerLost
 from .design import Design, make_design, to_json
 from .gmat.script import ScriptError, check_path, load_script
@@ -411,19 +411,6 @@ class _Handle:
 
     def __repr__(self) -> str:
         return repr(self.sweep)
-
-
-def package_versions() -> dict[str, str]:
-    import numpy
-    import pyarrow
-
-    versions = {"gmat-sweep": __version__, "python": platform.python_version(), "pandas": pd.__version__,
-                "pyarrow": pyarrow.__version__, "numpy": numpy.__version__}
-    for name in ("gmatpy", "distributed"):
-        module = sys.modules.get(name)
-        if module is not None:
-            versions[name] = getattr(module, "__version__", "unknown")
-    return versions
 
 
 def _preflight_rows(design: Design, limit: int) -> list[dict[str, Any]]:

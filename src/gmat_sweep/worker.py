@@ -34,7 +34,7 @@ LOG_NAME = "gmat.log"
 COLLECT_FILE = "collect.txt"
 
 # GMAT is process-global: one mission at a time per process, whatever threads the host (Dask) runs.
-_lock = threading.Lock()
+engine_lock = threading.Lock()
 _scratch: str | None = None
 _process_log: str | None = None  # the file GMAT is logging to, once this module pointed it there
 PROCESS_LOG_LIMIT = 16 * 2**20
@@ -52,7 +52,7 @@ def run_one(spec: RunSpec) -> RunOutcome:
     outcome = RunOutcome(run_id=spec.run_id, status=FAILED, overrides=dict(spec.overrides),
                          start=time.time(), host=socket.gethostname(), pid=os.getpid())
     try:
-        with _lock:
+        with engine_lock:
             _run(spec, outcome)
     except Exception as exc:  # the contract: a run's failure is data, never an exception in the caller
         outcome.status = FAILED
@@ -72,7 +72,7 @@ def validate(script: str | os.PathLike[str] | ScriptSource, overrides: Mapping[s
     >>> validate("leo.script", {"Sat.SMA": 7100.0, "TOF": 600})
     """
     source = script if isinstance(script, ScriptSource) else load_script(script)
-    with _lock, tempfile.TemporaryDirectory(prefix="gmat-sweep-validate-") as directory:
+    with engine_lock, tempfile.TemporaryDirectory(prefix="gmat-sweep-validate-") as directory:
         _private_gmat_temp()
         try:
             eng = get_engine(engine)

@@ -12,17 +12,14 @@ from typing import Any
 
 import click
 
+from .common import user_errors
+from .parsing import parse_value
+
 EXIT_EQUAL, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
 
 #: The options each plot needs, as ``gmat-sweep plot`` passes them on.
 _NEEDS = {"heatmap": ("x", "y", "z"), "line": ("x", "y"), "band": ("column",), "histogram": ("column",),
           "convergence": ("column",), "scatter_matrix": ("columns",), "groundtrack": (), "failures": ()}
-
-
-def _errors() -> Any:
-    from .cli import _user_errors
-
-    return _user_errors()
 
 
 @click.command()
@@ -41,7 +38,7 @@ def plot(out: str, kind: str, x: str | None, y: str | None, z: str | None, colum
          report: str | None, wheres: Sequence[str], output: str) -> None:
     """Draw one KIND of plot of the sweep in OUT (a folder or a bundle) to a PNG, SVG or PDF file."""
     try:
-        from . import plot as plots
+        from .. import plot as plots
     except ImportError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -55,8 +52,6 @@ def plot(out: str, kind: str, x: str | None, y: str | None, z: str | None, colum
     for option in wheres:
         if "=" not in option:
             raise click.BadParameter(f"{option!r}: write PARAM=VALUE", param_hint="--where")
-        from .cli import parse_value
-
         name, value = option.split("=", 1)
         where[name.strip()] = parse_value(value)
     arguments: dict[str, Any] = {
@@ -69,7 +64,7 @@ def plot(out: str, kind: str, x: str | None, y: str | None, z: str | None, colum
         "groundtrack": {"report": report},
         "failures": {"x": x, "y": y},
     }[kind]
-    with _errors():
+    with user_errors():
         figure = plots.KINDS[kind](out, **arguments)
         plots.save(figure, output)
     click.echo(output)
@@ -82,13 +77,13 @@ def plot(out: str, kind: str, x: str | None, y: str | None, z: str | None, colum
 def report(out: str, output: str, columns: Sequence[str]) -> None:
     """Write one self-contained HTML report of the sweep in OUT (opens in any browser, offline)."""
     try:
-        from .htmlreport import report as write_report
+        from ..htmlreport import report as write_report
     except ImportError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    from .sweep import Sweep
+    from ..sweep import Sweep
 
-    with _errors():
+    with user_errors():
         sweep = Sweep.from_manifest(out)
         write_report(sweep, output, columns=list(columns) or None)
     counts = sweep.counts()
@@ -104,9 +99,9 @@ def report(out: str, output: str, columns: Sequence[str]) -> None:
 @click.option("--no-logs", is_flag=True, help="Leave GMAT's per-run logs out of the bundle.")
 def archive(out: str, bundle: str, no_logs: bool) -> None:
     """Write the sweep in OUT to one deterministic zip BUNDLE (script, manifest, outputs, checksums, README)."""
-    from .archive import archive as write_bundle
+    from ..archive import archive as write_bundle
 
-    with _errors():
+    with user_errors():
         path = write_bundle(out, bundle, logs=not no_logs)
     click.echo(path)
 
@@ -119,9 +114,9 @@ def archive(out: str, bundle: str, no_logs: bool) -> None:
 @click.option("--atol", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Absolute tolerance.")
 def diff(a: str, b: str, rtol: float, atol: float) -> None:
     """Compare sweep B with sweep A (same design). Exit 0 equal within tolerance, 1 not, 2 different designs."""
-    from .analysis.diff import diff as compare
+    from ..analysis.diff import diff as compare
 
-    with _errors():
+    with user_errors():
         result = compare(a, b, rtol=rtol, atol=atol)
     click.echo(str(result))
     sys.exit(EXIT_EQUAL if result.equal else EXIT_DIFFERENT)

@@ -13,7 +13,9 @@ from typing import Any
 
 import click
 
-from .cli import EXIT_USAGE, _backend_options, _execute, _finish, _user_errors
+from .common import execute, finish, user_errors
+from .main import EXIT_USAGE
+from .options import backend_options
 
 
 def parse_perturb_option(option: str) -> tuple[str, str]:
@@ -48,11 +50,11 @@ def _design_command(name: str, help_text: str) -> Any:
     @click.option("--engine", default=None, help="'embedded' (default) or a GMAT install folder (or set GMAT_ROOT).")
     @click.option("--fsync-every", type=click.IntRange(min=1), default=1, show_default=True,
                   help="Group manifest fsyncs for very large sweeps (a crash may then rerun the last group).")
-    @_backend_options
+    @backend_options
     def command(script: str, perturbs: Sequence[str], n: int, seed: str | None, collect: Sequence[str], out: str,
                 engine: str | None, fsync_every: int, **backend: Any) -> None:
-        from .designs import LatinHypercube, MonteCarlo, Saltelli, Sobol
-        from .sweep import Sweep
+        from ..designs import LatinHypercube, MonteCarlo, Saltelli, Sobol
+        from ..sweep import Sweep
 
         perturb: dict[str, str] = {}
         for option in perturbs:
@@ -60,7 +62,7 @@ def _design_command(name: str, help_text: str) -> Any:
             if path in perturb:
                 raise click.BadParameter(f"{path} is perturbed twice; give each path once", param_hint="--perturb")
             perturb[path] = spec
-        with _user_errors(), warnings.catch_warnings(record=True) as caught:
+        with user_errors(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             design = {"mc": lambda: MonteCarlo(perturb, n, parse_seed(seed)),
                       "lhs": lambda: LatinHypercube(perturb, n, parse_seed(seed)),
@@ -71,8 +73,8 @@ def _design_command(name: str, help_text: str) -> Any:
         for warning in caught:
             click.echo(f"warning: {warning.message}", err=True)
         click.echo(f"{design.describe()}", err=True)
-        _execute(lambda pool: sweep.run(pool, progress=not backend["no_progress"]), sweep.out, backend)
-        sys.exit(_finish(sweep))
+        execute(lambda pool: sweep.run(pool, progress=not backend["no_progress"]), sweep.out, backend)
+        sys.exit(finish(sweep))
 
     command.__doc__ = help_text
     return click.command(name)(command)
@@ -90,22 +92,22 @@ saltelli = _design_command("saltelli", "Saltelli design for Sobol' indices: n ba
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--n", "m", type=click.IntRange(min=1), required=True, help="How many runs to add.")
 @click.option("--allow-changed-script", is_flag=True, help="Extend even though the script changed.")
-@_backend_options
+@backend_options
 def extend(out: str, m: int, allow_changed_script: bool, **backend: Any) -> None:
     """Add --n runs to the Monte Carlo, Latin hypercube or Sobol' sweep in OUT (and finish any missing ones)."""
-    from .sweep import Sweep
+    from ..sweep import Sweep
 
-    with _user_errors():
+    with user_errors():
         sweep = Sweep.from_manifest(out)
         if backend["timeout"] is not None:
             sweep.timeout = backend["timeout"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _execute(lambda pool: sweep.extend(m, pool, progress=not backend["no_progress"],
+        execute(lambda pool: sweep.extend(m, pool, progress=not backend["no_progress"],
                                            allow_changed_script=allow_changed_script), sweep.out, backend)
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
-    sys.exit(_finish(sweep))
+    sys.exit(finish(sweep))
 
 
 @click.command()
@@ -115,9 +117,9 @@ def extend(out: str, m: int, allow_changed_script: bool, **backend: Any) -> None
               help="sobol: Sobol' indices of a saltelli sweep; spearman: rank correlations of any dispersion.")
 def sensitivity(out: str, output: str, method: str) -> None:
     """Sensitivity of OUTPUT (a collected value) to each perturbed field of the sweep in OUT."""
-    from .analysis import sensitivity as analyse
+    from ..analysis import sensitivity as analyse
 
-    with _user_errors():
+    with user_errors():
         table = analyse(out, output, method=method)
     click.echo(table.to_string(float_format=lambda v: f"{v:.4g}"))
 
@@ -126,9 +128,9 @@ def show_design(sweep: Any, converge: str | None) -> None:
     """The lines ``gmat-sweep show`` adds: the design, and with --converge the last rows of convergence()."""
     click.echo(f"  design: {sweep.design.describe()}")
     if converge:
-        from .analysis import convergence
+        from ..analysis import convergence
 
-        with _user_errors():
+        with user_errors():
             table = convergence(sweep, converge)
         click.echo(f"convergence of {converge} (95 % intervals; n = ok runs in run-id order):")
         click.echo(table.tail(5).to_string(float_format=lambda v: f"{v:.6g}"))

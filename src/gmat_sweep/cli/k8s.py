@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from . import kubernetes as k8s_manifests
-from .distribution import install_hint
+from .. import kubernetes as k8s_manifests
+from ..distribution import install_hint
 
 
 class OneLineUsageError(click.UsageError):

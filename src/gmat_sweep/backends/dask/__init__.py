@@ -1,0 +1,35 @@
+"""DaskPool: run a sweep on any Dask cluster (a LocalCluster, Kubernetes, Slurm through dask-jobqueue).
+
+>>> from distributed import Client
+>>> with DaskPool(client=Client("tcp://scheduler:8786")) as pool:
+...     df = sweep("mission.script", grid={"Sat.SMA": [7000, 7100]}, backend=pool, out="sweeps/sma")
+
+What it adds to plain Dask, and why:
+
+* **A gate in front of every worker.** Before a sweep, every worker reports its gmat-sweep, Python, pandas,
+  pyarrow, numpy and distributed versions and starts its GMAT engine (once per process, which is also the warm-up).
+  Versions that differ from the driver's, or an engine that differs between workers, refuse the sweep with the odd
+  workers named. A worker plugin repeats the check on every worker that joins later (autoscaling, a restarted
+  worker) and only then grants it a Dask *resource* that every run requires, so a worker that does not pass never
+  receives a run.
+* **Where the files go.** By default (*return mode*) a worker runs each mission into a private temporary folder and
+  ships its files back inside the outcome; the driver writes them under ``out/runs/<id>/``. With
+  ``shared_storage=True`` workers write under ``out=`` directly; the pool first proves that every worker sees the
+  driver's ``out=`` (a token file the driver writes must be readable, and the folder writable, from each worker).
+* **Batching.** Missions of a few tens of milliseconds would spend as long in Dask's bookkeeping as in GMAT, so once
+  the first runs show how long a run takes, runs shorter than 0.2 s travel in batches of about 0.5 s of work.
+* **Lost workers.** A worker that dies mid-run has its tasks rescheduled by Dask. A batch that keeps killing
+  workers is split so that only the run that crashes GMAT fails (with ``WorkerLost``); a sweep whose cluster has no
+  usable worker for ``worker_wait`` seconds stops with :class:`DaskPoolError` instead of hanging. Every finished
+  run is already in the manifest, so ``Sweep.from_manifest(out).resume()`` finishes the rest.
+* **Timeouts.** A run that overruns ``timeout`` (or the sweep's) is recorded as failed and its worker process is
+  killed by a watchdog in the worker's nanny: GMAT holds the GIL for a whole mission, so nothing inside the worker
+  process can act meanwhile. The nanny starts a fresh worker at once. Workers without a nanny cannot time out runs.
+"""
+
+from .admission import DaskPoolError, Gate, describe_worker, installed_versions
+from .on_worker import Watchdog
+from .pool import DaskPool
+
+# Gate and Watchdog are loaded by name on workers and nannies (see admission._portable).
+__all__ = ["DaskPool", "DaskPoolError", "Gate", "Watchdog", "describe_worker", "installed_versions"]

@@ -1,0 +1,159 @@
+"""What runs inside a Dask worker: a batch of runs (their files returned or written in place), and the
+nanny's watchdog that kills a worker process whose run outlived its time limit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ...distribution import install_hint
+
+try:
+    import distributed
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(f"DaskPool needs Dask's distributed package: {install_hint('dask')}") from exc
+
+from ...records import RunOutcome, RunSpec
+from ...worker import run_one
+from ..base import task_limit
+from .admission import installed_versions
+
+WATCHDOG_PLUGIN = "gmat-sweep-watchdog"
+TIMEOUT_TOPIC = "gmat-sweep-timeout"
+#: Where a worker leaves its run's deadline for its nanny, when the two do not share a TMPDIR.
+WATCH_DIR = "GMAT_SWEEP_WATCH_DIR"
+
+
+def run_batch(specs: list[RunSpec], return_files: bool, timeout: float | None) -> list[RunOutcome]:
+    """Run ``specs`` one after the other on this worker. In return mode each run writes into a private folder
+    whose files travel back in ``outcome.payload``."""
+    worker = distributed.get_worker()
+    key = str(worker.get_current_task())
+    versions = installed_versions()
+    outcomes = []
+    for spec in specs:
+        scratch = None
+        if return_files:
+            scratch = _private_folder(worker.local_directory)
+            spec = dataclasses.replace(spec, out_dir=scratch)
+        elif os.path.isdir(spec.out_dir):
+            shutil.rmtree(spec.out_dir, ignore_errors=True)  # what an attempt on a worker that died left behind
+        with _watchdog(task_limit(timeout, (spec,)), key, spec.run_id):
+            outcome = run_one(spec)
+        if scratch is not None:
+            outcome.payload = _take_files(scratch)
+        outcome.worker = worker.address
+        outcome.fingerprint = {**(outcome.fingerprint or {}), "versions": versions}
+        outcomes.append(outcome)
+    return outcomes
+
+
+_private = threading.local()  # each worker thread's folder for return-mode runs
+
+
+def _private_folder(local_directory: str) -> str:
+    """An empty folder, private to this worker thread, for one return-mode run.
+
+    One folder serves every run of the thread and is emptied as its files are taken: creating and removing a
+    folder for each run costs more than the run's own files on some filesystems. (A worker with several threads
+    runs missions in turn, but each thread prepares and collects its own.)"""
+    folder = getattr(_private, "folder", None)
+    if folder is None or not os.path.isdir(folder) or os.listdir(folder):
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)  # a run that stopped before its files were taken
+        folder = _private.folder = tempfile.mkdtemp(prefix=f"gmat-sweep-runs-{os.getpid()}-", dir=local_directory)
+    return folder
+
+
+def _take_files(directory: str) -> dict[str, bytes]:
+    """Read every file a run left in ``directory`` and remove it, leaving the folder empty for the next run."""
+    files = {}
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                files[name] = handle.read()
+            os.remove(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return files
+
+
+@contextlib.contextmanager
+def _watchdog(timeout: float | None, key: str, run_id: int) -> Iterator[None]:
+    """Tell this worker's nanny when the run must be over. GMAT holds the GIL for a whole mission, so nothing in
+    this process can act on time: the nanny (another process) reads the note, and kills this process if it must."""
+    if not timeout:
+        yield
+        return
+    path = _watch_path(os.getpid())
+    now = time.time()
+    note = {"key": key, "run_id": run_id, "timeout": timeout, "start": now, "deadline": now + timeout}
+    with open(path + ".tmp", "w") as handle:
+        json.dump(note, handle)
+    os.replace(path + ".tmp", path)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
+def _watch_path(pid: int) -> str:
+    # The nanny's folder: a LocalCluster's workers have a TMPDIR of their own (see _local_cluster).
+    return os.path.join(os.environ.get(WATCH_DIR) or tempfile.gettempdir(), f"gmat-sweep-watch-{pid}.json")
+
+
+class Watchdog:
+    """On each nanny: kill the worker process when a run outlives its timeout, after telling the driver why.
+
+    The nanny restarts the worker at once; the driver records the run as failed and cancels its task first, so
+    that Dask does not hand the same hung run to another worker."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def setup(self, nanny: Any) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch(nanny))
+
+    async def teardown(self, nanny: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self, nanny: Any) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            with contextlib.suppress(Exception):  # a watchdog must never die of a bad note
+                await self._check(nanny)
+
+    async def _check(self, nanny: Any) -> None:
+        pid = nanny.pid
+        if not pid:
+            return
+        path = _watch_path(pid)
+        try:
+            with open(path) as handle:
+                note = json.load(handle)
+        except (OSError, ValueError):
+            return
+        if time.time() < note["deadline"]:
+            return
+        os.remove(path)
+        worker = getattr(nanny, "worker_address", None) or "?"
+        reason = f"timed out after {note['timeout']:g} s; its worker process {pid} ({worker}) was killed"
+        nanny.log_event(TIMEOUT_TOPIC, {"key": note["key"], "run_id": note["run_id"], "reason": reason,
+                                        "timeout": note["timeout"], "elapsed": time.time() - note["start"]})
+        await asyncio.sleep(1.0)  # time for the driver to cancel the task, so that Dask does not run it again
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # the nanny sees its worker exit and starts a fresh one

@@ -1,0 +1,427 @@
+"""DaskPool: the driver's side of running a sweep on a Dask cluster (connecting, batching, lost workers, timeouts).
+
+See the package docstring for what it adds to plain Dask and why.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
+from typing import Any
+
+from ...distribution import install_hint
+
+try:
+    import distributed
+    from distributed import KilledWorker, NannyPlugin, WorkerPlugin
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(f"DaskPool needs Dask's distributed package: {install_hint('dask')}") from exc
+
+from ...records import RunOutcome, RunSpec
+from ...worker import run_one
+from ..base import Pool, RunTimedOut, WorkerLost
+from .admission import (GATE_PLUGIN, REFUSED_TOPIC, DaskPoolError, expected_fingerprint, make_probe, portable_plugin,
+                        storage_problem)
+from .cluster import connect, local_cluster
+from .on_worker import TIMEOUT_TOPIC, WATCHDOG_PLUGIN, run_batch
+
+logger = logging.getLogger("gmat_sweep.dask")
+
+#: Runs shorter than this (seconds) are batched ...
+SHORT_RUN = 0.2
+#: ... into tasks of about this much work, at most MAX_BATCH runs each.
+TASK_SECONDS = 0.5
+MAX_BATCH = 64
+
+
+class DaskPool(Pool):
+    """Runs a sweep's missions on a Dask cluster.
+
+    ``client``: dispatch through this ``distributed.Client`` (the pool never closes it). ``address``: connect to
+    the scheduler there (and close that connection when done). Neither: start a ``LocalCluster`` of ``n_workers``
+    single-threaded worker processes (default one per core) and close it when done.
+
+    ``shared_storage``: workers write run folders under ``out=`` themselves (it must be the same path on every
+    worker); default: workers return the files and the driver writes them. ``batch_size``: runs per task (default:
+    adaptive). ``timeout``: seconds after which one run is failed and its worker process killed. ``worker_wait``:
+    how long to wait for a usable worker before giving up.
+
+    >>> with DaskPool(n_workers=4) as pool:
+    ...     Sweep("leo.script", grid={"Sat.SMA": [7000, 7100]}, out="sweeps/sma").run(pool)
+    """
+
+    def __init__(self, client: Any = None, n_workers: int | None = None, *, address: str | None = None,
+                 shared_storage: bool = False, batch_size: int | None = None, timeout: float | None = None,
+                 worker_wait: float = 60.0, connect_timeout: float = 10.0) -> None:
+        if client is not None and address is not None:
+            raise ValueError("give either client= or address=, not both")
+        for name, value in (("n_workers", n_workers), ("batch_size", batch_size)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.shared_storage = shared_storage
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.worker_wait = worker_wait
+        self._cluster: Any = None
+        self._owns_client = client is None
+        if client is not None:
+            self._client = client
+        elif address is not None:
+            self._client = connect(address, connect_timeout)
+        else:
+            self._cluster, self._client = local_cluster(n_workers)
+        self.address = self._client.scheduler.address
+        self._resource: str | None = None
+        self._token_path: str | None = None
+        self._threads_cache: tuple[float, int] = (0.0, 0)
+        self._expired: dict[str, tuple[int, RunTimedOut]] = {}
+        self._expired_lock = threading.Lock()
+        self._mean_run: float | None = None
+        self._warned_threads = False
+        self._closed = False
+        self.split_batches = 0  # batches rerun run by run after they killed workers, for reports and tests
+        self._client.subscribe_topic(TIMEOUT_TOPIC, self._on_timeout)
+        self._client.subscribe_topic(REFUSED_TOPIC, _on_refused)
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def adapt(self, minimum: int, maximum: int) -> None:
+        """Refused: this pool talks to a scheduler, not to whatever made its cluster (KubernetesPool can adapt).
+
+        >>> DaskPool(address="tcp://sma-scheduler:8786").adapt(1, 4)  # doctest: +SKIP
+        DaskPoolError: this pool cannot adapt the Dask cluster at tcp://...
+        """
+        raise DaskPoolError(
+            f"this pool cannot adapt the Dask cluster at {self.address}: it only talks to its scheduler, and nothing "
+            "of it asks for workers. Adapt where the cluster is made: KubernetesPool(...).adapt(minimum, maximum) "
+            "with the Dask operator, cluster.adapt(...) on your own Dask cluster object; a cluster of plain "
+            "Deployments (gmat-sweep k8s render --no-operator) has no autoscaler: kubectl scale "
+            "deployment/NAME-worker --replicas=N")
+
+    # ------------------------------------------------------------------------------ preflight
+
+    def prepare(self, context: dict[str, Any]) -> None:
+        """Check every worker before the sweep starts; let later workers in only once they pass the same check."""
+        engine = context.get("engine")
+        out = context.get("out")
+        self._await_workers()
+        reports = self._client.run(make_probe(), engine, on_error="return")
+        expected = expected_fingerprint(reports, self.address)
+        self._warn_threads(reports)
+        token = None
+        if self.shared_storage:
+            if not out:
+                raise DaskPoolError("shared_storage=True needs the sweep's out= folder")
+            token = self._check_shared_storage(os.path.abspath(out))
+        digest = hashlib.sha256(json.dumps([expected, self._token_path], sort_keys=True).encode()).hexdigest()
+        self._resource = f"gmat-sweep-{digest[:12]}"
+        gate = portable_plugin(WorkerPlugin, "Gate", resource=self._resource, expected=expected, engine=engine,
+                         token_path=self._token_path, token=token)
+        self._client.register_plugin(gate, name=GATE_PLUGIN)
+        self._client.register_plugin(portable_plugin(NannyPlugin, "Watchdog"), name=WATCHDOG_PLUGIN)
+        unguarded = sorted(a for a, r in reports.items() if isinstance(r, dict) and not r.get("nanny"))
+        if self.timeout and unguarded:
+            warnings.warn(f"timeout={self.timeout:g} cannot be enforced on workers without a nanny "
+                          f"({', '.join(unguarded)}): GMAT holds the process while a mission runs, so only the "
+                          "nanny can stop it. Start workers with a nanny (the default of 'dask worker').",
+                          RuntimeWarning, stacklevel=3)
+        self._threads_cache = (0.0, 0)
+        if self._gated_threads(fresh=True) == 0:  # someone's worker changed between the probe and the gate
+            raise DaskPoolError(f"no worker of {self.address} passed the gmat-sweep check; see the workers' logs")
+
+    def _await_workers(self) -> None:
+        deadline = time.monotonic() + self.worker_wait
+        nudge = None
+        try:
+            while not self._client.scheduler_info()["workers"]:
+                if time.monotonic() >= deadline:
+                    raise DaskPoolError(
+                        f"no Dask worker connected to the scheduler at {self.address} within {self.worker_wait:g} s. "
+                        f"Start workers (dask worker {self.address} --nthreads 1), scale the cluster "
+                        "(cluster.scale(n) or cluster.adapt(minimum=1)), or wait longer with worker_wait=.")
+                if nudge is None:
+                    logger.warning("waiting up to %g s for Dask workers to connect to %s", self.worker_wait,
+                                   self.address)
+                    # An adaptive cluster only grows when work is pending: give it some.
+                    nudge = self._client.submit(time.sleep, 0, pure=False, key=f"gmat-sweep-waiting-{uuid.uuid4()}")
+                time.sleep(0.25)
+        finally:
+            if nudge is not None:
+                nudge.cancel()
+
+    def _warn_threads(self, reports: dict[str, Any]) -> None:
+        crowded = {a: r.get("nthreads") for a, r in reports.items() if isinstance(r, dict) and r.get("nthreads", 1) > 1}
+        if crowded and not self._warned_threads:
+            self._warned_threads = True
+            names = ", ".join(f"{a} ({n} threads)" for a, n in sorted(crowded.items()))
+            warnings.warn(
+                f"Dask workers with several threads: {names}. GMAT runs one mission at a time per process, so the "
+                "extra threads wait; start more single-threaded worker processes instead (dask worker --nthreads 1 "
+                "--nworkers N, or LocalCluster(threads_per_worker=1, n_workers=N)).", RuntimeWarning, stacklevel=3)
+
+    def _check_shared_storage(self, out: str) -> str:
+        token = uuid.uuid4().hex
+        self._remove_token()
+        path = os.path.join(out, f".gmat-sweep-storage-{token[:12]}")
+        with open(path, "w") as handle:
+            handle.write(token)
+        self._token_path = path
+        replies = self._client.run(storage_problem, path, token, on_error="return")
+        blind = {a: (r if isinstance(r, str) else f"{type(r).__name__}: {r}") for a, r in replies.items()
+                 if r is not None}
+        if blind:
+            self._remove_token()
+            lines = "\n  ".join(f"{a}: {why}" for a, why in sorted(blind.items()))
+            raise DaskPoolError(
+                f"shared_storage=True but out={out} is not the same folder on these workers:\n  {lines}\n"
+                "Mount the shared volume at the same path on the driver and every worker, or drop shared_storage "
+                "(the default return mode ships each run's files back to the driver).")
+        return token
+
+    def _remove_token(self) -> None:
+        if self._token_path:
+            with contextlib.suppress(OSError):
+                os.remove(self._token_path)
+            self._token_path = None
+
+    # ------------------------------------------------------------------------------ Pool interface
+
+    @property
+    def max_workers(self) -> int:
+        """Worker threads that can take runs right now (follows scaling and adaptive clusters)."""
+        return self._gated_threads()
+
+    def _gated_threads(self, fresh: bool = False) -> int:
+        stamp, count = self._threads_cache
+        if fresh or time.monotonic() - stamp > 1.0:
+            workers = self._client.scheduler_info()["workers"].values()
+            count = sum(w.get("nthreads", 0) for w in workers
+                        if self._resource is None or w.get("resources", {}).get(self._resource, 0) > 0)
+            self._threads_cache = (time.monotonic(), count)
+        return count
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._closed:
+            raise RuntimeError("this DaskPool is closed; create a new one")
+        return self._client.submit(fn, *args, pure=False, resources=self._needs(),
+                                   key=f"gmat-sweep-{getattr(fn, '__name__', 'task')}-{uuid.uuid4().hex}")
+
+    def _needs(self) -> dict[str, float] | None:
+        return {self._resource: 1} if self._resource else None
+
+    def wait_any(self, futures: list[Any], timeout: float | None = None) -> set[Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        idle_since: float | None = None
+        while True:
+            step = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+            with contextlib.suppress(distributed.TimeoutError, TimeoutError), self._client.as_current():
+                distributed.wait(futures, timeout=step, return_when="FIRST_COMPLETED")
+            done = {f for f in futures if f.done()}
+            if done or (deadline is not None and time.monotonic() >= deadline):
+                return done
+            idle_since = self._check_alive(idle_since)
+
+    def result(self, future: Any) -> Any:
+        try:
+            return self._fetch(future)
+        except KilledWorker as exc:
+            raise WorkerLost(f"the task killed every worker that ran it ({exc}); GMAT probably crashes on it") \
+                from None
+        except CancelledError:
+            raise WorkerLost("the task was cancelled (its worker or the scheduler went away)") from None
+
+    def _fetch(self, future: Any) -> Any:
+        """The future's value. A done task's value lives on its worker: if that worker dies before the value is
+        fetched, Dask computes the task again, so this waits for that as it waits for any run."""
+        idle_since: float | None = None
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except (distributed.TimeoutError, TimeoutError):
+                if future.status == "error":
+                    raise  # the task's own error
+                # Finished but not here yet: its worker is busy with the next mission, and GMAT holds that worker's
+                # GIL until the mission ends, so the value comes then (or the task runs again if the worker dies).
+                idle_since = self._check_alive(idle_since)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._remove_token()
+        client = self._client
+        with contextlib.suppress(Exception):
+            client.unsubscribe_topic(TIMEOUT_TOPIC)
+            client.unsubscribe_topic(REFUSED_TOPIC)
+        if self._resource and self._cluster is None and client.status == "running":
+            with contextlib.suppress(Exception):
+                client.unregister_worker_plugin(GATE_PLUGIN)
+            with contextlib.suppress(Exception):
+                client.unregister_worker_plugin(WATCHDOG_PLUGIN, nanny=True)
+        if self._owns_client:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster.gmat_sweep_tmp()
+
+    # ------------------------------------------------------------------------------ running
+
+    def imap(self, fn: Callable[[Any], Any], items: Iterable[Any],
+             window: int | None = None) -> Iterator[tuple[Any, Any, BaseException | None]]:
+        """Like :meth:`Pool.imap`; runs of ``run_one`` travel in adaptive batches, one result per run."""
+        if fn is not run_one:
+            return super().imap(fn, items, window)
+        return self._imap_runs(iter(items), window)
+
+    def _imap_runs(self, source: Iterator[RunSpec], window: int | None) -> Iterator[tuple[Any, Any, Any]]:
+        inflight: dict[Any, list[RunSpec]] = {}
+        singles: set[Any] = set()  # futures holding one run split out of a batch that killed its workers
+        retry: collections.deque[RunSpec] = collections.deque()
+        exhausted = False
+        idle_since: float | None = None
+
+        def launch(specs: list[RunSpec], single: bool = False) -> None:
+            future = self._client.submit(run_batch, specs, not self.shared_storage, self.timeout, pure=False,
+                                         resources=self._needs(),
+                                         key=f"gmat-sweep-runs-{specs[0].run_id}-{uuid.uuid4().hex[:12]}")
+            inflight[future] = specs
+            if single:
+                singles.add(future)
+
+        def refill() -> None:
+            nonlocal exhausted
+            target = window or self._in_flight()
+            while retry and len(inflight) < target:
+                launch([retry.popleft()], single=True)
+            while not exhausted and len(inflight) < target:
+                batch = []
+                for spec in source:
+                    batch.append(spec)
+                    if len(batch) >= self._batch_size():
+                        break
+                else:
+                    exhausted = True
+                if batch:
+                    launch(batch)
+
+        try:
+            refill()
+            while inflight:
+                done = self.wait_any(list(inflight), timeout=0.25)
+                for future, lost, innocent in self._expire_timed_out(inflight):
+                    singles.discard(future)
+                    yield from lost
+                    retry.extend(innocent)
+                for future in done:
+                    specs = inflight.pop(future, None)
+                    if specs is None:
+                        continue
+                    single = future in singles
+                    singles.discard(future)
+                    try:
+                        outcomes = self._fetch(future)
+                    except KilledWorker as exc:
+                        if len(specs) > 1:  # find the run that crashes GMAT: the others are innocent
+                            self.split_batches += 1
+                            retry.extend(specs)
+                            continue
+                        lost = WorkerLost(f"the worker running it died {'again ' if single else ''}each time it was "
+                                          f"tried (crash, kill or out of memory): {exc}")
+                        yield specs[0], None, lost
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - one task's failure is data for the caller
+                        error = WorkerLost(f"task cancelled: {exc or 'its worker or the scheduler went away'}") \
+                            if isinstance(exc, CancelledError) else exc
+                        for spec in specs:
+                            yield spec, None, error
+                        continue
+                    self._learn(outcomes)
+                    for spec, outcome in zip(specs, outcomes):
+                        yield spec, outcome, None
+                idle_since = None if done else self._check_alive(idle_since)
+                refill()
+        finally:
+            for future in inflight:
+                future.cancel()
+
+    def _in_flight(self) -> int:
+        """How many tasks to keep submitted: ``window_per_worker`` per usable worker now."""
+        return max(1, math.ceil(self.window_per_worker * max(1, self.max_workers)))
+
+    def _batch_size(self) -> int:
+        if self.batch_size:
+            return self.batch_size
+        if self._mean_run is None or self._mean_run >= SHORT_RUN:
+            return 1
+        return max(1, min(MAX_BATCH, round(TASK_SECONDS / max(self._mean_run, 1e-3))))
+
+    def _learn(self, outcomes: list[RunOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.duration > 0:
+                previous = self._mean_run
+                self._mean_run = outcome.duration if previous is None else 0.9 * previous + 0.1 * outcome.duration
+
+    def _check_alive(self, idle_since: float | None) -> float | None:
+        """Raise when the cluster has had no usable worker for ``worker_wait`` seconds; else return the clock."""
+        if self._client.status not in ("running", "connecting"):
+            raise DaskPoolError(f"lost the connection to the Dask scheduler at {self.address}; every finished run "
+                                "is saved: resume the sweep once the cluster is back")
+        if self._gated_threads() > 0:
+            return None
+        now = time.monotonic()
+        if idle_since is None:
+            logger.warning("no usable Dask worker at %s; waiting up to %g s for one", self.address, self.worker_wait)
+            return now
+        if now - idle_since > self.worker_wait:
+            raise DaskPoolError(
+                f"the Dask cluster at {self.address} has had no usable worker for {self.worker_wait:g} s; every "
+                "finished run is saved in the manifest: resume the sweep (gmat-sweep resume OUT, or "
+                "Sweep.from_manifest(out).resume(backend=...)) when workers are back")
+        return idle_since
+
+    def _on_timeout(self, event: tuple[float, dict[str, Any]]) -> None:
+        message = event[1]
+        with self._expired_lock:
+            self._expired[str(message["key"])] = (message["run_id"], RunTimedOut(
+                message["reason"], message.get("elapsed"), message.get("timeout")))
+
+    def _expire_timed_out(self, inflight: dict[Any, list[RunSpec]]) -> list[tuple[Any, list[Any], list[RunSpec]]]:
+        """Tasks whose run overran the timeout: cancel them before Dask reschedules them on another worker.
+
+        Returns, for each, the future, the (spec, None, WorkerLost) triple to yield and the batch's other specs,
+        which run again (what they returned was lost with the process)."""
+        with self._expired_lock:
+            if not self._expired:
+                return []
+            expired, self._expired = self._expired, {}
+        found = []
+        for future in list(inflight):
+            if str(future.key) not in expired:
+                continue
+            run_id, error = expired[str(future.key)]
+            future.cancel()
+            specs = inflight.pop(future)
+            lost = [(s, None, error) for s in specs if s.run_id == run_id]
+            found.append((future, lost, [s for s in specs if s.run_id != run_id]))
+        return found
+
+
+def _on_refused(event: tuple[float, dict[str, Any]]) -> None:
+    message = event[1]
+    logger.warning("Dask worker %s joined but gets no gmat-sweep runs: %s", message.get("worker"),
+                   message.get("problem"))

@@ -1,0 +1,101 @@
+"""``gmat-sweep show | doctor``: what a sweep holds, and what this installation runs with."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from .common import params, user_errors
+from .main import EXIT_USAGE
+
+
+@click.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--slowest", default=5, show_default=True, help="How many of the slowest runs to list.")
+@click.option("--converge", default=None, metavar="OUTPUT", help="Statistics of OUTPUT as n grows, with intervals.")
+def show(out: str, slowest: int, converge: str | None) -> None:
+    """Counts of ok / failed / missing runs, the failures with their errors, and the slowest runs."""
+    from ..sweep import Sweep
+
+    with user_errors():
+        sweep = Sweep.from_manifest(out)
+    from ..records import ERROR, LOST, TIMEOUT, failure_kind
+
+    counts = sweep.counts()
+    click.echo(f"{sweep.out}: {len(sweep)} runs of {sweep.source.path}")
+    click.echo(f"  ok {counts['ok']}   failed {counts['failed']}   missing {counts['missing']}")
+    from .designs import show_design
+
+    show_design(sweep, converge)
+    summary = sweep.summary()
+    entries = sweep.manifest.entries
+    kinds = {run_id: failure_kind(entries.get(run_id, {})) for run_id in summary.index}
+    failed = summary[summary["status"] == "failed"]
+    if len(failed):
+        click.echo("failed runs:")
+        for run_id, row in failed.head(50).iterrows():
+            click.echo(f"  {run_id} [{_KIND_LABEL[kinds[run_id]]}]: {params(row, sweep.design.parameters)}: "
+                       f"{row['error']}")
+        if len(failed) > 50:
+            click.echo(f"  ... and {len(failed) - 50} more (Sweep.from_manifest(...).failed() lists all)")
+    _show_unconverged(summary, sweep.design.parameters)
+    # Timed-out runs are among the slowest: they ran as long as they were allowed to.
+    timed = summary[[row == "ok" or kinds[i] == TIMEOUT for i, row in summary["status"].items()]]
+    done = timed.sort_values("duration", ascending=False).head(slowest)
+    if len(done):
+        click.echo("slowest runs:")
+        for run_id, row in done.iterrows():
+            note = "" if row["status"] == "ok" else "  (timed out)"
+            click.echo(f"  {run_id}: {row['duration']:.3f} s  {params(row, sweep.design.parameters)}{note}")
+    by_kind = {kind: sum(1 for k in kinds.values() if k == kind) for kind in (ERROR, LOST, TIMEOUT)}
+    if by_kind[ERROR]:
+        click.echo(f"{by_kind[ERROR]} run(s) failed in GMAT (errors above): a resume would fail them again; fix the "
+                   f"script or the swept values, then run the sweep again in a new --out folder")
+    if counts["missing"] or by_kind[LOST] or by_kind[TIMEOUT]:
+        more = " --timeout SECONDS (longer) or --timeout none" if by_kind[TIMEOUT] else ""
+        click.echo(f"finish it with: gmat-sweep resume {sweep.out}{more}")
+
+
+_KIND_LABEL = {"error": "GMAT error", "lost": "worker lost", "timeout": "timed out", None: "failed"}
+
+
+def _show_unconverged(summary: Any, parameters: Sequence[str]) -> None:
+    """The ok runs a targeter left unconverged: GMAT went on after EndTarget, so their results need a look."""
+    flags = [c for c in summary.columns if str(c).endswith(".converged")]
+    if not flags:
+        return
+    mask = (summary["status"] == "ok") & summary[flags].eq(False).any(axis=1)
+    if mask.any():
+        click.echo("runs whose targeter did not converge (ok, with a warning):")
+        for run_id, row in summary[mask].head(50).iterrows():
+            notes = [w for w in row["warnings"] if w.startswith("Target ")]
+            click.echo(f"  {run_id}: {params(row, parameters)}: {'; '.join(notes)}")
+
+
+@click.command()
+@click.option("--engine", default=None, help="'embedded' (default) or a GMAT install folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(engine: str | None, as_json: bool) -> None:
+    """Start the GMAT engine and print its fingerprint and the package versions (compare driver and workers)."""
+    from ..engine import EngineError, get_engine
+    from ..versions import package_versions
+
+    try:
+        info = {"engine": get_engine(engine).fingerprint(), "versions": package_versions()}
+    except EngineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for section, values in info.items():
+        click.echo(f"{section}:")
+        for key, value in values.items():
+            click.echo(f"  {key}: {value}")
+
+
+COMMANDS = [show, doctor]
