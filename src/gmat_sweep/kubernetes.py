@@ -79,7 +79,7 @@ def _check_name(value: str, what: str = "name") -> str:
     return value
 
 
-def _check_label(value: str, what: str) -> str:
+def check_label(value: str, what: str) -> str:
     if not isinstance(value, str) or not _DNS1123_LABEL.match(value) or len(value) > 63:
         raise ValueError(
             f"invalid {what} {value!r}: use at most 63 lower-case letters, digits or '-', starting and ending "
@@ -340,7 +340,7 @@ def _scheduler_http() -> dict[str, Any]:
 def _meta(name: str, namespace: str | None, labels: Mapping[str, str] | None = None) -> dict:
     meta: dict[str, Any] = {"name": name}
     if namespace is not None:
-        meta["namespace"] = _check_label(namespace, "namespace")
+        meta["namespace"] = check_label(namespace, "namespace")
     meta["labels"] = {**_PART_OF, **(labels or {})}
     return meta
 
@@ -403,7 +403,7 @@ def driver_rbac(name: str, namespace: str | None = "default") -> list[dict]:
     Namespaced only (no ClusterRole): exactly the verbs KubeCluster uses, see ``DRIVER_RULES``.
     The RoleBinding's subject must name the ServiceAccount's namespace, hence ``namespace`` is required.
     """
-    _check_label(name, "service account name")
+    check_label(name, "service account name")
     if namespace is None:
         raise ValueError("driver_rbac needs the namespace: the RoleBinding must name the ServiceAccount's "
                          "namespace")
@@ -448,7 +448,7 @@ def driver_pod(name: str, image: str, *, claim: str | None, mount_path: str | No
     ``scheduler`` (a cluster name) it exports ``DASK_SCHEDULER_ADDRESS``, so ``distributed.Client()``
     connects without arguments. It never restarts by itself: a killed sweep is resumed, not rerun.
     """
-    _check_label(name, "driver pod name")
+    check_label(name, "driver pod name")
     _check_image(image, allow_unpinned)
     claim, mount_path = _check_mount(claim, mount_path)
     argv = shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
@@ -543,7 +543,7 @@ def render_all(name: str, image: str, n_workers: int, *, namespace: str = "defau
     """
     if driver_command is not None and driver_script_text is not None:
         raise ValueError("give either a driver command or a driver script, not both")
-    _check_label(namespace, "namespace")
+    check_label(namespace, "namespace")
     common = dict(resources=resources, claim=claim, mount_path=mount_path, env=env, node_selector=node_selector,
                   tolerations=tolerations, image_pull_secrets=image_pull_secrets,
                   scheduler_service_type=scheduler_service_type, allow_unpinned=allow_unpinned)
