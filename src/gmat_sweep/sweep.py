@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import results, timeouts
 from .versions import package_versions
+from .backends import default_pool
 from .backends.base import Pool, PoolBroken, RunTimedOut, WorkerLost
 from .design import Design, make_design, to_json
 from .gmat.script import ScriptError, check_path, load_script
@@ -136,7 +137,7 @@ class Sweep(SweepOutputs):
             self._report(f"all {len(self.design)} runs of {self.out} are already ok; nothing to do")
             return self
         owned = backend is None
-        pool = backend if backend is not None else _default_pool()
+        pool = backend if backend is not None else default_pool()
         try:
             pool.prepare({"out": self.out, "engine": self.engine, "script": self.source})
             self._prepare_design(pool)
@@ -458,12 +459,6 @@ def _write_payload(run_dir: str, outcome: RunOutcome) -> None:
         with open(os.path.join(run_dir, name), "wb") as handle:
             handle.write(data)
     outcome.payload = None
-
-
-def _default_pool() -> Pool:
-    from .backends.local import LocalPool
-
-    return LocalPool()
 
 
 def _progress(total: int, enabled: bool, runs: int) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..backends import BACKENDS, default_backend
 from ..distribution import install_hint
 from .common import echo_log
 
@@ -35,7 +36,7 @@ def backend_options(fn: Any) -> Any:
     fn = click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
                       help="Worker processes (local: default one per core; dask: LocalCluster size; "
                            "kubernetes: worker Pods, default 2).")(fn)
-    fn = click.option("--backend", type=click.Choice(["local", "dask", "kubernetes"]), default="local",
+    fn = click.option("--backend", type=click.Choice([b.name for b in BACKENDS]), default=default_backend().name,
                       show_default=True, help="Where runs execute.")(fn)
     return fn
 
@@ -56,28 +57,31 @@ def kubernetes_options(fn: Any) -> Any:
     return fn
 
 
-_KUBERNETES_ONLY = ("image", "claim", "mount", "namespace", "allow_unpinned")
-
-
 def make_pool(options: dict[str, Any]) -> Any:
+    """The pool ``--backend`` names, built from the command's options (a usage error for options it does not read)."""
     backend = options["backend"]
-    if backend != "kubernetes" and any(options.get(key) for key in _KUBERNETES_ONLY):
-        given = next(key for key in _KUBERNETES_ONLY if options.get(key))
-        raise click.UsageError(f"--{given.replace('_', '-')} needs --backend kubernetes")
-    if backend == "local":
-        if options["scheduler"]:
-            raise click.UsageError("--scheduler needs --backend dask")
-        from ..backends.local import LocalPool
+    for other in BACKENDS:
+        given = [key for key in other.only_options if options.get(key)]
+        if other.name != backend and given:
+            raise click.UsageError(f"--{given[0].replace('_', '-')} needs --backend {other.name}")
+    if backend not in _BUILDERS:
+        raise click.UsageError(f"--backend {backend} is not available in this installation")
+    return _BUILDERS[backend](options)
 
-        return LocalPool(max_workers=options["workers"])  # each run carries its own time limit
-    if backend == "dask":
-        from ..backends.dask import DaskPool
 
-        return DaskPool(address=options["scheduler"], n_workers=options["workers"],
-                        shared_storage=options["shared_storage"])
-    if backend == "kubernetes":
-        return _kubernetes_pool(options)
-    raise click.UsageError(f"--backend {backend} is not available in this installation")
+def _local_pool(options: dict[str, Any]) -> Any:
+    if options["scheduler"]:
+        raise click.UsageError("--scheduler needs --backend dask")
+    from ..backends.local import LocalPool
+
+    return LocalPool(max_workers=options["workers"])  # each run carries its own time limit
+
+
+def _dask_pool(options: dict[str, Any]) -> Any:
+    from ..backends.dask import DaskPool
+
+    return DaskPool(address=options["scheduler"], n_workers=options["workers"],
+                    shared_storage=options["shared_storage"])
 
 
 def _kubernetes_pool(options: dict[str, Any]) -> Any:
@@ -101,3 +105,7 @@ def _kubernetes_pool(options: dict[str, Any]) -> Any:
                           allow_unpinned=options["allow_unpinned"],
                           shared_storage=True if options["shared_storage"] else None,
                           scheduler_service_type=options["scheduler_service_type"])
+
+
+#: How each backend of the registry is built from the command's options.
+_BUILDERS = {"local": _local_pool, "dask": _dask_pool, "kubernetes": _kubernetes_pool}
