@@ -52,6 +52,7 @@ WORKER_TTL_ENV = env_name("distributed.scheduler.worker-ttl")
 HTTP_ROUTES_ENV = env_name("distributed.scheduler.http.routes")
 SCHEDULER_API_ROUTE = "distributed.http.scheduler.api"
 SCHEDULER_PORT = 8786
+DASK_GROUP = "kubernetes.dask.org"
 DASHBOARD_PORT = 8787
 WORKER_DASHBOARD_PORT = 8788
 DRIVER_SCRIPT_DIR = "/opt/gmat-sweep/driver"
@@ -365,6 +366,25 @@ def pvc(claim: str, size: str = "10Gi", storage_class: str | None = None, access
             "spec": spec}
 
 
+_VERBS = ("get", "list", "create", "patch", "delete")  # the order a Role lists them in
+_RESOURCES = ((DASK_GROUP, "daskclusters"), (DASK_GROUP, "daskworkergroups"), (DASK_GROUP, "daskautoscalers"),
+              ("", "pods"), ("", "services"), ("", "pods/log"), ("", "pods/portforward"))
+
+
+def _rules(permissions: Sequence[tuple[str, str, str]]) -> list[dict]:
+    """RBAC rules granting exactly ``permissions`` ((verb, API group, resource) each), in a fixed order."""
+    rules: list[dict] = []
+    for group, resource in _RESOURCES:
+        verbs = [v for v in _VERBS if (v, group, resource) in permissions]
+        if not verbs:
+            continue
+        if rules and rules[-1]["apiGroups"] == [group] and rules[-1]["verbs"] == verbs:
+            rules[-1]["resources"].append(resource)
+        else:
+            rules.append({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+    return rules
+
+
 # What KubeCluster (dask_kubernetes/operator/kubecluster/kubecluster.py, networking.py, through kr8s) does:
 # - daskclusters: exists()/refresh() GET by name; DaskCluster.get() LISTs with a metadata.name field selector;
 #   create() on start, delete() on close.
@@ -381,17 +401,30 @@ def pvc(claim: str, size: str = "10Gi", storage_class: str | None = None, access
 #   AuthorizePodWebsocketUpgradeCreatePermission, kubernetes/kubernetes#134577), as it always did for SPDY.
 # Nothing cluster-wide: NodePort services need LIST on nodes, which a Role cannot grant; in-cluster drivers
 # use ClusterIP. discover() lists daskclusters in all namespaces and is not covered either.
-DRIVER_RULES: list[dict] = [
-    {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskclusters"],
-     "verbs": ["get", "list", "create", "delete"]},
-    {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskworkergroups"],
-     "verbs": ["get", "list", "create", "patch", "delete"]},
-    {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskautoscalers"],
-     "verbs": ["get", "create", "patch", "delete"]},
-    {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]},
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["get", "create"]},
-]
+#: (verb, API group, resource) that starting, watching and deleting a DaskCluster always needs (KubeCluster's own
+#: requests); checked before anything is created. The Role of ``gmat-sweep k8s render`` grants them all.
+START_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("create", DASK_GROUP, "daskclusters"), ("get", DASK_GROUP, "daskclusters"),
+    ("list", DASK_GROUP, "daskclusters"), ("delete", DASK_GROUP, "daskclusters"),
+    ("get", "", "pods"), ("list", "", "pods"), ("get", "", "services"), ("list", "", "services"),
+)
+#: ... and, for a driver outside the cluster, reaching a ClusterIP scheduler through a port-forward.
+PORT_FORWARD_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("get", "", "pods/portforward"), ("create", "", "pods/portforward"))
+#: ... to resize it (KubeCluster.adapt patches the DaskAutoscaler or creates it; scale() deletes it and patches the
+#: worker group, after reading both).
+ADAPT_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("patch", DASK_GROUP, "daskautoscalers"), ("create", DASK_GROUP, "daskautoscalers"))
+SCALE_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("get", DASK_GROUP, "daskautoscalers"), ("delete", DASK_GROUP, "daskautoscalers"),
+    ("get", DASK_GROUP, "daskworkergroups"), ("patch", DASK_GROUP, "daskworkergroups"))
+#: ... and the rest of what KubeCluster may ask (worker groups it adds or deletes, Pod logs after a failed start).
+OTHER_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("list", DASK_GROUP, "daskworkergroups"), ("create", DASK_GROUP, "daskworkergroups"),
+    ("delete", DASK_GROUP, "daskworkergroups"), ("get", "", "pods/log"))
+#: The driver Role's rules: every permission above, one rule per resource (resources with the same verbs share one).
+DRIVER_RULES: list[dict] = _rules(START_PERMISSIONS + PORT_FORWARD_PERMISSIONS + ADAPT_PERMISSIONS + SCALE_PERMISSIONS
+                                  + OTHER_PERMISSIONS)
 
 
 def driver_rbac(name: str, namespace: str | None = "default") -> list[dict]:

@@ -28,8 +28,9 @@ around that, and why:
 
 
 from .cluster import DEFAULT_WAIT
-from .permissions import (ADAPT_PERMISSIONS, DASK_GROUP, OPERATOR_INSTALL, PORT_FORWARD_PERMISSIONS, SCALE_PERMISSIONS,
-                          START_PERMISSIONS, KubernetesPoolError)
+from ...kubernetes import (ADAPT_PERMISSIONS, DASK_GROUP, PORT_FORWARD_PERMISSIONS, SCALE_PERMISSIONS,
+                           START_PERMISSIONS)
+from .permissions import OPERATOR_INSTALL, KubernetesPoolError
 from .pool import KubernetesPool, cluster_name
 
 __all__ = ["ADAPT_PERMISSIONS", "DASK_GROUP", "DEFAULT_WAIT", "OPERATOR_INSTALL", "PORT_FORWARD_PERMISSIONS",

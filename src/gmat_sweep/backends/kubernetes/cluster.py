@@ -14,11 +14,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...distribution import install_hint
-
-from .permissions import DASK_GROUP, KubernetesPoolError, api_status, can_i, can_i_command, check_access, explain, grant_advice, qualified
+from ...kubernetes import DASK_GROUP
+from .permissions import (KubernetesPoolError, api_status, can_i, can_i_command, check_access, explain, grant_advice,
+                          qualified)
 
 logger = logging.getLogger("gmat_sweep.kubernetes")
+
+#: Seconds a cluster may take to start (scheduler Pod running and reachable). Pulling a fresh image can take minutes.
 DEFAULT_WAIT = 600.0
+# The scheduler's guess for a task it has not timed yet (distributed.scheduler.unknown-task-duration), and a floor
+# that bounds how many tasks an adaptive sweep keeps submitted.
 UNKNOWN_RUN = 0.5
 SHORTEST_TASK = 0.25
 # Waiting reasons after which a container never starts by itself (a plain ErrImagePull may be a registry hiccup).

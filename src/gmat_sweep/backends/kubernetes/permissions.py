@@ -11,33 +11,14 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from ...kubernetes import DASK_GROUP, PORT_FORWARD_PERMISSIONS, START_PERMISSIONS
 from ..dask import DaskPoolError
 
 logger = logging.getLogger("gmat_sweep.kubernetes")
 
-DASK_GROUP = "kubernetes.dask.org"
+# The rules each step needs live with the Role that grants them (gmat_sweep.kubernetes).
 OPERATOR_INSTALL = ("helm install --repo https://helm.dask.org --create-namespace -n dask-operator "
                     "--generate-name dask-kubernetes-operator")
-#: Seconds a cluster may take to start (scheduler Pod running and reachable). Pulling a fresh image can take minutes.
-#: (verb, API group, resource) that starting, watching and deleting a DaskCluster always needs (KubeCluster's own
-#: requests); checked before anything is created. The Role of ``gmat-sweep k8s render`` grants them all.
-START_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
-    ("create", DASK_GROUP, "daskclusters"), ("get", DASK_GROUP, "daskclusters"),
-    ("list", DASK_GROUP, "daskclusters"), ("delete", DASK_GROUP, "daskclusters"),
-    ("get", "", "pods"), ("list", "", "pods"), ("get", "", "services"), ("list", "", "services"),
-)
-#: ... and, for a driver outside the cluster, reaching a ClusterIP scheduler through a port-forward.
-PORT_FORWARD_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
-    ("get", "", "pods/portforward"), ("create", "", "pods/portforward"))
-#: ... to resize it (KubeCluster.adapt patches the DaskAutoscaler or creates it; scale() deletes it and patches the
-#: worker group, after reading both).
-ADAPT_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
-    ("patch", DASK_GROUP, "daskautoscalers"), ("create", DASK_GROUP, "daskautoscalers"))
-SCALE_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
-    ("get", DASK_GROUP, "daskautoscalers"), ("delete", DASK_GROUP, "daskautoscalers"),
-    ("get", DASK_GROUP, "daskworkergroups"), ("patch", DASK_GROUP, "daskworkergroups"))
-# The scheduler's guess for a task it has not timed yet (distributed.scheduler.unknown-task-duration), and a floor
-# that bounds how many tasks an adaptive sweep keeps submitted.
 _FORBIDDEN = re.compile(r'cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)" in API group "(?P<group>[^"]*)"'
                         r'(?: in the namespace "(?P<namespace>[^"]+)")?')
 

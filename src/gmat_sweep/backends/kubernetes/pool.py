@@ -13,8 +13,9 @@ from typing import Any
 from ... import kubernetes as manifests
 from ..dask import DaskPool
 
-from .cluster import CLEANUP_WAIT, DEFAULT_WAIT, SHORTEST_TASK, UNKNOWN_RUN, check_bounds, check_resize, connect, delete_cluster, end_adaptivity, mount_of, sigint_held, start_cluster, stop_loop
-from .permissions import ADAPT_PERMISSIONS, KubernetesPoolError, SCALE_PERMISSIONS, explained
+from .cluster import (CLEANUP_WAIT, DEFAULT_WAIT, SHORTEST_TASK, UNKNOWN_RUN, check_bounds, check_resize, connect,
+                      delete_cluster, end_adaptivity, mount_of, sigint_held, start_cluster, stop_loop)
+from .permissions import KubernetesPoolError, explained
 
 logger = logging.getLogger("gmat_sweep.kubernetes")
 
@@ -109,7 +110,7 @@ class KubernetesPool(DaskPool):
         """
         manifests._check_count(n, "number of workers")
         with explained(self.namespace, self.name):
-            self.cluster.sync(check_resize, self.namespace, SCALE_PERMISSIONS, f"scale({n})")
+            self.cluster.sync(check_resize, self.namespace, manifests.SCALE_PERMISSIONS, f"scale({n})")
             # The operator patches the worker count from its autoscaler's timer: let that stop before setting ours.
             self.cluster.sync(end_adaptivity, self.name, self.namespace, min(self.wait_timeout, CLEANUP_WAIT))
             self.cluster.scale(n)
@@ -126,7 +127,7 @@ class KubernetesPool(DaskPool):
         """
         check_bounds(minimum, maximum)
         with explained(self.namespace, self.name):
-            self.cluster.sync(check_resize, self.namespace, ADAPT_PERMISSIONS,
+            self.cluster.sync(check_resize, self.namespace, manifests.ADAPT_PERMISSIONS,
                               f"adapt(minimum={minimum}, maximum={maximum})")
             self.cluster.adapt(minimum=minimum, maximum=maximum)
         self._adapting = (minimum, maximum)
