@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from .layout import RUNS, SCRIPT
 from .manifest import MANIFEST_NAME, read_manifest
 from .records import ScriptSource
 
@@ -68,7 +69,7 @@ def archive(sweep: Any, path: str | os.PathLike[str], logs: bool = True) -> str:
 def _members(out: str, entries: dict[int, dict[str, Any]], logs: bool) -> Iterator[tuple[str, None]]:
     """Paths relative to ``out``: the manifest, the saved script tree, and the folders of recorded runs."""
     yield MANIFEST_NAME, None
-    for folder in ("script",) + tuple(f"runs/{run_id}" for run_id in sorted(entries)):
+    for folder in (SCRIPT,) + tuple(f"{RUNS}/{run_id}" for run_id in sorted(entries)):
         root = os.path.join(out, folder)
         for directory, subdirs, files in os.walk(root):
             subdirs.sort()

@@ -18,7 +18,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import write_bytes
 from .design import Design
+from .layout import run_dir
 from .records import OK
 
 FOLDER = "compact"
@@ -56,7 +58,7 @@ def compact(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]]) 
     written = []
     for key in keys:
         ids = ok_ids(entries, key)
-        files = [(i, os.path.join(out, "runs", str(i), entries[i]["outputs"][key])) for i in ids]
+        files = [(i, os.path.join(run_dir(out, i), entries[i]["outputs"][key])) for i in ids]
         files = [(i, f) for i, f in files if os.path.exists(f)]
         if files:
             written.append(_write(out, key, design, files))
@@ -90,9 +92,8 @@ def _write(out: str, key: str, design: Design, files: Sequence[tuple[int, str]])
         if pending:
             writer.write_table(pa.concat_tables(pending), row_group_size=_ROWS_PER_GROUP)
     os.replace(tmp, target)
-    with open(target + ".runs.json.tmp", "w") as handle:
-        json.dump([i for i, _ in files], handle)
-    os.replace(target + ".runs.json.tmp", target + ".runs.json")  # written last: it is what readers trust
+    # Written last: it is what readers trust.
+    write_bytes(target + ".runs.json", json.dumps([i for i, _ in files]).encode())
     return target
 
 

@@ -18,6 +18,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from .design import Design
+from .layout import run_dir
 from .records import OK
 
 RUN_ID = "run_id"
@@ -34,7 +35,7 @@ def output_files(out: str, entries: Mapping[int, Mapping[str, Any]], key: str,
         entry = entries[run_id]
         name = (entry.get("outputs") or {}).get(key)
         if name and entry.get("status") == OK:
-            path = os.path.join(out, "runs", str(run_id), name)
+            path = os.path.join(run_dir(out, run_id), name)
             if os.path.exists(path):
                 files.append(path)
     return files

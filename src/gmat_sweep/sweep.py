@@ -31,7 +31,8 @@ from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestWriter, manifest_p
 from .records import FAILED, LOST, OK, TIMEOUT, RunOutcome, RunSpec, ScriptSource
 from .sweep_outputs import SweepOutputs
 from .timeouts import Timeout
-from .worker import copy_script_tree, preflight, run_one, writable_problem
+from .layout import RUNS, SCRIPT, copy_script_tree, run_dir, write_run_files, writable_problem
+from .worker import preflight
 
 #: How many values of one parameter the preflight loads in GMAT before the sweep starts: all of them up to this
 #: many, else the extremes and values spread between them. The rest fail, if at all, as failed runs.
@@ -187,10 +188,10 @@ class Sweep(SweepOutputs):
         if resume:
             raise SweepError(f"nothing to resume: {self.out} has no manifest.jsonl")
         # A sweep killed before its manifest header was written leaves only its own skeleton: reuse it.
-        if os.path.isdir(self.out) and set(os.listdir(self.out)) - {"runs", "script"}:
+        if os.path.isdir(self.out) and set(os.listdir(self.out)) - {RUNS, SCRIPT}:
             raise SweepError(f"out={self.out} is not empty and holds no gmat-sweep manifest; refusing to mix a sweep "
                              "into it. Give a new or empty folder.")
-        problem = writable_problem(os.path.join(self.out, "runs"))
+        problem = writable_problem(os.path.join(self.out, RUNS))
         if problem:
             raise SweepError(f"out={self.out} is not writable ({problem}); choose a folder you can write to")
         return {}
@@ -265,7 +266,7 @@ class Sweep(SweepOutputs):
         path = manifest_path(self.out)
         if os.path.exists(path):
             return
-        copy_script_tree(self.source, os.path.join(self.out, "script"))
+        copy_script_tree(self.source, os.path.join(self.out, SCRIPT))
         header = {
             "kind": KIND,
             "schema": SCHEMA_VERSION,
@@ -302,7 +303,8 @@ class Sweep(SweepOutputs):
             elif outcome.ok:
                 self._limits.finished(outcome.duration)
             if outcome.payload is not None:
-                _write_payload(spec.out_dir, outcome)
+                write_run_files(spec.out_dir, outcome.payload or {})
+                outcome.payload = None
             if self.require_converged and outcome.ok and unconverged(outcome):
                 outcome.status, outcome.error = FAILED, "; ".join(unconverged(outcome))
             writer.append(self._entry(outcome))
@@ -312,23 +314,23 @@ class Sweep(SweepOutputs):
                 bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)
 
         try:
-            pool.for_each(run_one, self._specs(todo), record)
+            pool.run_each(self._specs(todo), record)
         finally:
             writer.close()
             bar.close()
 
     def _specs(self, todo: Sequence[int]) -> Iterator[RunSpec]:
-        runs = os.path.join(self.out, "runs")
+        runs = os.path.join(self.out, RUNS)
         try:
             with os.scandir(runs) as entries:
                 leftovers = next(entries, None) is not None  # a fresh sweep need not look for old run folders
         except FileNotFoundError:
             leftovers = False
         for run_id in todo:
-            run_dir = os.path.join(runs, str(run_id))
-            if leftovers and os.path.isdir(run_dir):
-                shutil.rmtree(run_dir)  # what an earlier failed or interrupted attempt left
-            yield RunSpec(run_id=run_id, script=self.source, overrides=self.design[run_id], out_dir=run_dir,
+            folder = run_dir(self.out, run_id)
+            if leftovers and os.path.isdir(folder):
+                shutil.rmtree(folder)  # what an earlier failed or interrupted attempt left
+            yield RunSpec(run_id=run_id, script=self.source, overrides=self.design[run_id], out_dir=folder,
                           collect=self.collect, engine=self.engine, timeout=self._limits.limit_for(run_id),
                           postprocess=self.postprocess)
 
@@ -451,14 +453,6 @@ def _lost(spec: RunSpec, error: BaseException, adaptive: str | None = None) -> R
     return RunOutcome(run_id=spec.run_id, status=FAILED, overrides=dict(spec.overrides), start=now - elapsed,
                       end=now, error=f"worker lost: {reason}" if isinstance(error, WorkerLost) else reason,
                       failure=TIMEOUT if isinstance(error, RunTimedOut) else LOST)
-
-
-def _write_payload(run_dir: str, outcome: RunOutcome) -> None:
-    os.makedirs(run_dir, exist_ok=True)
-    for name, data in (outcome.payload or {}).items():
-        with open(os.path.join(run_dir, name), "wb") as handle:
-            handle.write(data)
-    outcome.payload = None
 
 
 def _progress(total: int, enabled: bool, runs: int) -> Any:

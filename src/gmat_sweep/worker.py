@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import errno
 import os
 import shutil
 import socket
@@ -28,7 +27,9 @@ from .gmat import report as reports
 from .gmat.written import write_problem
 from .gmat.script import (COLLECT_REPORT, PreparedScript, ScriptError, list_items, load_script, materialize,
                           prepare)
+from .layout import writable_problem
 from .records import ERROR, FAILED, OK, RunOutcome, RunSpec, ScriptSource
+from .values import parse_value
 
 LOG_NAME = "gmat.log"
 COLLECT_FILE = "collect.txt"
@@ -227,39 +228,15 @@ def _read_fields(api: Any, names: Sequence[str]) -> dict[str, Any]:
     for name in names:
         owner, _, field_name = name.partition(".")
         try:
-            values[name] = _typed(str(api.GetRuntimeObject(owner).GetField(field_name)))
+            values[name] = _gmat_value(str(api.GetRuntimeObject(owner).GetField(field_name)))
         except Exception:  # noqa: BLE001 - a name that is neither a parameter nor a field stays None
             values[name] = None
     return values
 
 
-def _typed(text: str) -> Any:
-    text = text.strip().strip("'")
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def writable_problem(directory: str, probe: bool = True) -> str | None:
-    """Create ``directory`` and prove a file can be written there; the OS's reason when not.
-
-    ``probe=False`` asks the kernel with ``access()`` instead of creating and removing a file: the check each run
-    makes of its own folder, where the round trip would cost a tenth of a millisecond every run.
-    """
-    try:
-        os.makedirs(directory, exist_ok=True)
-        if not probe:
-            return None if os.access(directory, os.W_OK | os.X_OK) else os.strerror(errno.EACCES)
-        path = os.path.join(directory, ".write-test")
-        with open(path, "w") as handle:
-            handle.write("ok")
-        os.remove(path)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
+def _gmat_value(text: str) -> Any:
+    # GMAT quotes strings in reports and fields: 'Sat' is the string Sat.
+    return parse_value(text.strip().strip("'"))
 
 
 def _prepare_out_dir(out_dir: str) -> str | None:
@@ -506,26 +483,7 @@ def _last_report_row(path: str, names: Sequence[str]) -> dict[str, Any]:
     if not data:
         return {}
     cells = data[-1].split(";")
-    return {name: _typed(cells[i]) for i, name in enumerate(names) if i < len(cells)}
-
-
-def copy_script_tree(source: ScriptSource, directory: str) -> list[str]:
-    """Save the script and its includes exactly as run, for the record. Returns the files written."""
-    os.makedirs(directory, exist_ok=True)
-    written = []
-    main = os.path.join(directory, os.path.basename(source.path))
-    with open(main, "w", encoding="utf-8") as handle:
-        handle.write(source.text)
-    written.append(main)
-    if source.includes:
-        root = os.path.commonpath([source.directory, *source.includes])
-        for original, text in source.includes.items():
-            target = os.path.join(directory, "includes", os.path.relpath(original, root))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            written.append(target)
-    return written
+    return {name: _gmat_value(cells[i]) for i, name in enumerate(names) if i < len(cells)}
 
 
 def reset_scratch() -> None:

@@ -1,8 +1,8 @@
 """The Pool interface every backend implements, and the sliding window that keeps every worker busy.
 
-A backend only needs ``submit``, ``wait_any``, ``result`` and ``max_workers``; ``imap``, ``for_each`` (what a sweep
-uses) and ``as_completed`` are built on them. A custom backend (a batch system, a cloud function service) is a small
-subclass::
+A backend only needs ``submit``, ``wait_any``, ``result`` and ``max_workers``; ``imap``, ``for_each``,
+``as_completed`` and ``run_each`` (what a sweep calls: every run through ``worker.run_one``) are built on them. A
+custom backend (a batch system, a cloud function service) is a small subclass::
 
     class ThreadPool(Pool):
         def __init__(self, n=4):
@@ -153,6 +153,18 @@ class Pool(ABC):
         """
         for item, value, error in self.imap(fn, items, window):
             consume(item, value, error)
+
+    def run_each(self, specs: Iterable[Any], consume: Callable[[Any, Any, BaseException | None], None],
+                 window: int | None = None) -> None:
+        """Run every ``RunSpec`` of ``specs`` with :func:`gmat_sweep.worker.run_one` and call ``consume(spec,
+        outcome, error)`` as each one finishes: what a sweep calls.
+
+        The default is ``for_each(run_one, specs, consume, window)``. A backend that ships runs its own way
+        overrides it (DaskPool sends short runs in batches); ``imap`` and ``for_each`` stay general.
+        """
+        from ..worker import run_one  # the pool layer calls down into the worker; imported when runs start
+
+        self.for_each(run_one, specs, consume, window)
 
     def __enter__(self) -> Pool:
         return self

@@ -7,18 +7,7 @@ from typing import Any
 
 import click
 
-
-def parse_value(text: str) -> Any:
-    """A CLI value: int, then float, then booleans, else the string as written."""
-    text = text.strip()
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text
+from ..values import parse_value
 
 
 def parse_grid_option(option: str) -> tuple[str, list[Any]]:

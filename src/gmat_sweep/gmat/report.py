@@ -41,10 +41,8 @@ columns are ``float64`` if every non-empty cell is a number (``nan``/``-nan``/
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +50,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from ..atomic import write_bytes
 
 __all__ = [
     "COMPRESS_ROWS",
@@ -266,16 +266,7 @@ def write_parquet(table: pa.Table, path: str | os.PathLike[str]) -> None:
     # sweep than letting Arrow open the path through its filesystem layer.
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression=compression, use_dictionary=large)
-    directory, name = os.path.split(os.fspath(path))
-    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(sink.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)  # only a failed write leaves it: after the rename there is nothing to remove
-        raise
+    write_bytes(path, sink.getvalue())
 
 
 # --------------------------------------------------------------------------

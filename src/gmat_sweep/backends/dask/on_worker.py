@@ -23,6 +23,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(f"DaskPool needs Dask's distributed package: {install_hint('dask')}") from exc
 
+from ...atomic import write_bytes
 from ...records import RunOutcome, RunSpec
 from ...worker import run_one
 from ..base import task_limit
@@ -99,9 +100,7 @@ def _watchdog(timeout: float | None, key: str, run_id: int) -> Iterator[None]:
     path = _watch_path(os.getpid())
     now = time.time()
     note = {"key": key, "run_id": run_id, "timeout": timeout, "start": now, "deadline": now + timeout}
-    with open(path + ".tmp", "w") as handle:
-        json.dump(note, handle)
-    os.replace(path + ".tmp", path)
+    write_bytes(path, json.dumps(note).encode())  # the nanny may read it at any moment
     try:
         yield
     finally:

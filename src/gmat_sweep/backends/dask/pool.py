@@ -29,7 +29,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(f"DaskPool needs Dask's distributed package: {install_hint('dask')}") from exc
 
 from ...records import RunOutcome, RunSpec
-from ...worker import run_one
 from ..base import Pool, RunTimedOut, WorkerLost
 from .admission import (GATE_PLUGIN, REFUSED_TOPIC, DaskPoolError, expected_fingerprint, make_probe, portable_plugin,
                         storage_problem)
@@ -281,12 +280,11 @@ class DaskPool(Pool):
 
     # ------------------------------------------------------------------------------ running
 
-    def imap(self, fn: Callable[[Any], Any], items: Iterable[Any],
-             window: int | None = None) -> Iterator[tuple[Any, Any, BaseException | None]]:
-        """Like :meth:`Pool.imap`; runs of ``run_one`` travel in adaptive batches, one result per run."""
-        if fn is not run_one:
-            return super().imap(fn, items, window)
-        return self._imap_runs(iter(items), window)
+    def run_each(self, specs: Iterable[RunSpec], consume: Callable[[Any, Any, BaseException | None], None],
+                 window: int | None = None) -> None:
+        """Like :meth:`Pool.run_each`; runs travel in adaptive batches, one ``consume`` call per run."""
+        for spec, outcome, error in self._imap_runs(iter(specs), window):
+            consume(spec, outcome, error)
 
     def _imap_runs(self, source: Iterator[RunSpec], window: int | None) -> Iterator[tuple[Any, Any, Any]]:
         inflight: dict[Any, list[RunSpec]] = {}
