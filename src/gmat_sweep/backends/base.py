@@ -118,7 +118,7 @@ class Pool(ABC):
 
         def refill() -> None:
             nonlocal exhausted
-            target = self._window(window)
+            target = self.window_size(window)
             while not exhausted and len(inflight) < target:
                 try:
                     item = next(source)
@@ -139,8 +139,13 @@ class Pool(ABC):
                 yield item, value, error
             refill()
 
-    def _window(self, window: int | None) -> int:
-        """How many tasks to keep in flight: ``window`` if given, else ``window_per_worker`` per worker now."""
+    def window_size(self, window: int | None = None) -> int:
+        """The sliding window every backend keeps: ``window`` tasks in flight if given, else ``window_per_worker``
+        per worker now (rounded down, at least one); read again at each refill, so it follows ``max_workers``.
+
+        >>> pool.window_size()  # a LocalPool of 2 workers (3 per worker)
+        6
+        """
         return window or max(1, int(self.window_per_worker * max(1, self.max_workers)))
 
     def for_each(self, fn: Callable[[Any], Any], items: Iterable[Any],

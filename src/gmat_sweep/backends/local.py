@@ -275,7 +275,7 @@ class LocalPool(Pool):
         state: dict[str, Any] = {"inflight": 0, "exhausted": False, "stopped": False, "error": None}
 
         def refill() -> None:  # called with ``lock`` held
-            while not state["stopped"] and not state["exhausted"] and state["inflight"] < self._window(window):
+            while not state["stopped"] and not state["exhausted"] and state["inflight"] < self.window_size(window):
                 try:
                     item = next(source)
                 except StopIteration:

@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -358,8 +357,9 @@ class DaskPool(Pool):
                 future.cancel()
 
     def _in_flight(self) -> int:
-        """How many tasks to keep submitted: ``window_per_worker`` per usable worker now."""
-        return max(1, math.ceil(self.window_per_worker * max(1, self.max_workers)))
+        """How many tasks to keep submitted: the Pool's sliding window over the usable workers now (KubernetesPool
+        adds what an adaptive cluster needs)."""
+        return self.window_size()
 
     def _batch_size(self) -> int:
         if self.batch_size:
