@@ -1,6 +1,6 @@
 """An emulated Kubernetes cluster that runs the real Dask operator and the real ``KubeCluster``.
 
-Pieces (see /work/shared/k8s-emulation-notes.md for why each exists):
+Pieces, each with what it stands in for:
 
 - ``DaskKubernetesEmulator``: kmock's in-memory API server plus what kopf, kr8s and dask-kubernetes rely on:
   the Dask CRDs, label/field selectors on list and watch, ``uid``/``creationTimestamp``/``resourceVersion``
