@@ -18,18 +18,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import pyarrow as pa
-
 from . import outputs
 from .engine import EngineError, get_engine
 from .gmat import kernels
-from .gmat import report as reports
 from .gmat.written import write_problem
-from .gmat.script import (COLLECT_REPORT, PreparedScript, ScriptError, list_items, load_script, materialize,
-                          prepare)
+from .gmat.script import PreparedScript, ScriptError, load_script, materialize, prepare
 from .layout import writable_problem
+from .outputs.reportfiles import convert_reports, read_collected, read_fields, redirect_outputs
 from .records import ERROR, FAILED, OK, RunOutcome, RunSpec, ScriptSource
-from .values import parse_value
 
 LOG_NAME = "gmat.log"
 COLLECT_FILE = "collect.txt"
@@ -82,9 +78,10 @@ def validate(script: str | os.PathLike[str] | ScriptSource, overrides: Mapping[s
         spec = RunSpec(0, source, dict(overrides or {}), directory, list(collect), engine)
         with eng.session() as api:
             log = _RunLog(api)
-            prepared, details, _ = _load_with_collect(api, spec, log, os.path.join(directory, COLLECT_FILE))
-            if prepared is None:
-                raise ScriptError(_gmat_error(log.text(), *details, "GMAT could not load the script"))
+            loaded, prepared, as_run, _ = _load_with_collect(api, spec, log, os.path.join(directory, COLLECT_FILE))
+            if not loaded:
+                raise ScriptError(_gmat_error(log.text(), prepared, as_run, source.path,
+                                              "GMAT could not load the script"))
 
 
 def preflight(source: ScriptSource, rows: Sequence[Mapping[str, Any]], collect: Sequence[str],
@@ -139,10 +136,10 @@ def _run(spec: RunSpec, outcome: RunOutcome) -> None:
     if ran:
         outcome.status = OK
     # Reports of a failed run are still worth keeping: they show how far the mission got.
-    _convert_reports(report_settings, out_dir, outcome, spec.run_id)
+    convert_reports(report_settings, out_dir, outcome, spec.run_id)
     outputs.after_run(spec, out_dir, outcome)  # ephemerides, solver and event reports, the postprocess hook
     if spec.collect:
-        _read_collected(collect_path, spec.collect, fields, field_values, outcome)
+        read_collected(collect_path, spec.collect, fields, field_values, outcome)
     outcome.files = sorted(name for name in os.listdir(out_dir)
                            if name not in outcome.outputs.values() and name != LOG_NAME)
 
@@ -154,15 +151,15 @@ def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: _RunLog, ou
     Returns whether the mission ran, the ReportFiles' settings (``None`` when the script did not load), the
     collect names read as object fields, and their values."""
     try:
-        prepared, as_run, fields = _load_with_collect(api, spec, log, collect_path)
+        loaded, prepared, as_run, fields = _load_with_collect(api, spec, log, collect_path)
     except ScriptError as exc:
         outcome.error = str(exc)
         return False, None, [], {}
-    if prepared is None:
-        outcome.error = _gmat_error(log.text(), *as_run, "GMAT could not load the script")
+    if not loaded:
+        outcome.error = _gmat_error(log.text(), prepared, as_run, spec.script.path, "GMAT could not load the script")
         return False, None, fields, {}
     with _working_directory(spec.script.directory):
-        report_settings, ephemerides = _redirect_outputs(api, out_dir)
+        report_settings, ephemerides = redirect_outputs(api, out_dir)
         outputs.redirect(api, spec, out_dir)
         _slim_kernels(api)
         ran = _run_mission(api)
@@ -175,7 +172,7 @@ def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: _RunLog, ou
             return ran, report_settings, fields, {}
     if not ran:
         outcome.error = _gmat_error(log.text(), prepared, as_run, spec.script.path, "the mission run failed")
-    return ran, report_settings, fields, _read_fields(api, fields) if ran else {}
+    return ran, report_settings, fields, read_fields(api, fields) if ran else {}
 
 
 def _slim_kernels(api: Any) -> None:
@@ -185,9 +182,13 @@ def _slim_kernels(api: Any) -> None:
         pass
 
 
-def _load_with_collect(api: Any, spec: RunSpec, log: _RunLog, collect_path: str) -> tuple[Any, Any, list[str]]:
-    """Load the run's script. Collect names GMAT cannot ``Report`` (object fields such as ``Sat.Id``) are read
-    from the runtime object instead; which ones they are is learnt on the first load and remembered."""
+def _load_with_collect(api: Any, spec: RunSpec, log: _RunLog,
+                       collect_path: str) -> tuple[bool, PreparedScript, str, list[str]]:
+    """Load the run's script: whether GMAT loaded it, the script as prepared and the path it ran from (what a
+    load error is translated with), and the collect names read as object fields.
+
+    Collect names GMAT cannot ``Report`` (object fields such as ``Sat.Id``) are read from the runtime object
+    instead; which ones they are is learnt on the first load and remembered."""
     key = spec.script.sha256 + "\0" + "\0".join(spec.collect)
     fields = _field_collects.get(key, [])
     for _ in range(2):
@@ -199,13 +200,13 @@ def _load_with_collect(api: Any, spec: RunSpec, log: _RunLog, collect_path: str)
             if _load(api, as_run):
                 _field_collects[key] = fields
                 _check_fields(api, fields)
-                return prepared, as_run, fields
+                return True, prepared, as_run, fields
         found = _unreportable(log.text(), reported)
         if not found:
             break
         fields = fields + found
         log.restart()  # the run's log starts afresh: the retry is what counts
-    return None, (prepared, as_run, spec.script.path), fields
+    return False, prepared, as_run, fields
 
 
 def _check_fields(api: Any, names: Sequence[str]) -> None:
@@ -221,22 +222,6 @@ def _check_fields(api: Any, names: Sequence[str]) -> None:
 def _unreportable(log_text: str, names: Sequence[str]) -> list[str]:
     text = " ".join(log_text.split())  # GMAT wraps its messages over several lines
     return [n for n in names if f'Report Variable: "{n}"; Currently object fields are not allowed' in text]
-
-
-def _read_fields(api: Any, names: Sequence[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name in names:
-        owner, _, field_name = name.partition(".")
-        try:
-            values[name] = _gmat_value(str(api.GetRuntimeObject(owner).GetField(field_name)))
-        except Exception:  # noqa: BLE001 - a name that is neither a parameter nor a field stays None
-            values[name] = None
-    return values
-
-
-def _gmat_value(text: str) -> Any:
-    # GMAT quotes strings in reports and fields: 'Sat' is the string Sat.
-    return parse_value(text.strip().strip("'"))
 
 
 def _prepare_out_dir(out_dir: str) -> str | None:
@@ -398,92 +383,6 @@ def _gmat_error(log_text: str, prepared: PreparedScript, as_run: str, original: 
         messages.append(line)
     text = prepared.translate(" ".join(messages), as_run, original)
     return f"{fallback}: {original}: {text}" if original not in text else f"{fallback}: {text}"
-
-
-# ------------------------------------------------------------------------------------------- outputs
-
-
-def _redirect_outputs(api: Any, out_dir: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-    """Point every file-writing resource at the run's directory; return the ReportFiles' settings and the
-    files the EphemerisFiles that write will fill."""
-    moderator = api.Moderator.Instance()
-    settings: dict[str, dict[str, str]] = {}
-    ephemerides: dict[str, str] = {}
-    for name in moderator.GetListOfObjects(api.REPORT_FILE):
-        if name == COLLECT_REPORT:
-            continue
-        obj = api.GetObject(name)
-        target = os.path.join(out_dir, f"{name}.txt")
-        obj.SetField("Filename", target)
-        settings[name] = {field: str(obj.GetField(field))
-                          for field in ("Add", "FixedWidth", "Delimiter", "WriteHeaders", "LeftJustify")}
-        settings[name]["path"] = target
-    for name in moderator.GetListOfObjects(api.EPHEMERIS_FILE):
-        obj = api.GetObject(name)
-        extension = os.path.splitext(str(obj.GetField("Filename")))[1] or ".eph"
-        obj.SetField("Filename", os.path.join(out_dir, name + extension))
-        if str(obj.GetField("WriteEphemeris")).lower() in ("true", "on"):
-            ephemerides[f"EphemerisFile {name}"] = os.path.join(out_dir, name + extension)
-    for name in moderator.GetListOfObjects(api.SOLVER):
-        obj = api.GetObject(name)
-        with contextlib.suppress(Exception):  # not every solver writes a report
-            obj.SetField("ReportFile", os.path.join(out_dir, f"{name}.data"))
-    return settings, ephemerides
-
-
-def _convert_reports(settings: Mapping[str, Mapping[str, str]], out_dir: str, outcome: RunOutcome,
-                     run_id: int) -> None:
-    for name, setting in settings.items():
-        path = setting["path"]
-        if not os.path.exists(path):
-            outcome.warnings.append(f"ReportFile {name} wrote nothing (no data reached it during the run)")
-            continue
-        try:
-            table = reports.parse_report(
-                path,
-                columns=list_items(setting["Add"]) or None,
-                fixed_width=setting["FixedWidth"].lower() == "true",
-                delimiter=setting["Delimiter"].strip("'") or " ",
-                header=setting["WriteHeaders"].lower() in ("true", "on"),
-                left_justify=setting["LeftJustify"].lower() in ("on", "true"),
-            )
-            table = outputs.drop_partial_row(name, path, table, outcome)
-            target = f"{name}.parquet"
-            # The run id travels inside each file so a whole sweep aggregates as one dataset.
-            table = table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.int64()))
-            reports.write_parquet(table, os.path.join(out_dir, target))
-        except Exception as exc:
-            outcome.warnings.append(f"ReportFile {name} could not be converted to Parquet ({exc}); its text is kept")
-            continue
-        os.remove(path)
-        outcome.outputs[name] = target
-
-
-def _read_collected(path: str, names: Sequence[str], fields: Sequence[str], field_values: Mapping[str, Any],
-                    outcome: RunOutcome) -> None:
-    reported = [n for n in names if n not in fields]
-    values: dict[str, Any] = {}
-    if reported and os.path.exists(path):
-        try:
-            values = _last_report_row(path, reported)
-        finally:
-            os.remove(path)
-    elif reported and outcome.ok:
-        outcome.warnings.append("collect: the mission stopped before its last command, so its parameters were not "
-                                "collected")
-    outcome.collected = {name: field_values.get(name) if name in fields else values.get(name) for name in names}
-
-
-def _last_report_row(path: str, names: Sequence[str]) -> dict[str, Any]:
-    """The collect report's last line, each value as GMAT printed it (17 digits round-trip a double exactly;
-    epochs stay in GMAT's own format, ModJulian as a number of days)."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        lines = [line.rstrip("\n") for line in handle if line.strip()]
-    data = [line for line in lines[1:] if ";" in line or len(names) == 1]
-    if not data:
-        return {}
-    cells = data[-1].split(";")
-    return {name: _gmat_value(cells[i]) for i, name in enumerate(names) if i < len(cells)}
 
 
 def reset_scratch() -> None:
