@@ -122,7 +122,11 @@ class Sweep(SweepOutputs):
 
     def run(self, backend: Pool | None = None, progress: bool = True, allow_changed_script: bool = False,
             _resume: bool = False) -> Sweep:
-        """Run every run id that has no ``ok`` line in the manifest yet. Returns self."""
+        """Run every run id that has no ``ok`` line in the manifest yet. Returns self.
+
+        ``allow_changed_script=True`` accepts every change since the sweep began, not only the script's (and its
+        includes'): also another postprocess hook and another GMAT engine."""
+        accept_changes = allow_changed_script  # the keyword's name is public; what it waives is wider
         if self.postprocess:
             from .outputs.hooks import HookError, resolve
 
@@ -130,7 +134,7 @@ class Sweep(SweepOutputs):
                 resolve(self.postprocess)  # a bad path fails here, before any run and before out= is touched
             except HookError as exc:
                 raise SweepError(str(exc)) from None
-        existing = self._open_out(allow_changed_script, resume=_resume)
+        existing = self._open_out(accept_changes, resume=_resume)
         # A fresh sweep's ids are a range, not a list: a 10^7-run design needs no table of ids before its first run.
         todo: Sequence[int] = range(len(self.design)) if not existing else \
             [i for i in range(len(self.design)) if existing.get(i, {}).get("status") != OK]
@@ -143,7 +147,7 @@ class Sweep(SweepOutputs):
             pool.prepare({"out": self.out, "engine": self.engine, "script": self.source})
             self._prepare_design(pool)
             fingerprint = self._preflight(pool)
-            self._check_same_engine(fingerprint, allow_changed_script)
+            self._check_same_engine(fingerprint, accept_changes)
             self._ensure_manifest(fingerprint)
             self._execute(pool, todo, progress)
         finally:
@@ -174,15 +178,16 @@ class Sweep(SweepOutputs):
                allow_changed_script: bool = False) -> Sweep:
         """Rerun exactly the missing and failed run ids, with their original parameters.
 
-        Refuses when the script changed since the sweep started, unless ``allow_changed_script=True``.
+        Refuses when the script changed since the sweep started, unless ``allow_changed_script=True`` (which also
+        accepts another postprocess hook or GMAT engine, see :meth:`run`).
         """
         return self.run(backend, progress=progress, allow_changed_script=allow_changed_script, _resume=True)
 
-    def _open_out(self, allow_changed_script: bool, resume: bool) -> dict[int, dict[str, Any]]:
+    def _open_out(self, accept_changes: bool, resume: bool) -> dict[int, dict[str, Any]]:
         path = manifest_path(self.out)
         if os.path.exists(path):
             manifest = read_manifest(path)
-            self._check_same_sweep(manifest, allow_changed_script, resume)
+            self._check_same_sweep(manifest, accept_changes, resume)
             self._manifest = manifest
             return manifest.entries
         if resume:
@@ -196,7 +201,7 @@ class Sweep(SweepOutputs):
             raise SweepError(f"out={self.out} is not writable ({problem}); choose a folder you can write to")
         return {}
 
-    def _check_same_sweep(self, manifest: Manifest, allow_changed_script: bool, resume: bool) -> None:
+    def _check_same_sweep(self, manifest: Manifest, accept_changes: bool, resume: bool) -> None:
         header = manifest.header
         theirs = header.get("design")
         differs = self.design.difference(theirs) or (header.get("collect", []) != self.collect and "collect")
@@ -206,7 +211,7 @@ class Sweep(SweepOutputs):
                 f"out={self.out} holds a different sweep ({len(Design.from_dict(theirs))} runs of "
                 f"{header['script']['path']}; it differs in {differs}){hint}; refusing to overwrite it. Give a new "
                 f"out= folder, or continue that sweep with: gmat-sweep resume {self.out}")
-        if header.get("postprocess") != self.postprocess and not allow_changed_script:
+        if header.get("postprocess") != self.postprocess and not accept_changes:
             raise SweepError(f"this sweep's runs were postprocessed by {header.get('postprocess')!r}, not "
                              f"{self.postprocess!r}; keep the same postprocess=, or accept the change with "
                              "allow_changed_script=True (CLI: --allow-changed-script)")
@@ -214,15 +219,15 @@ class Sweep(SweepOutputs):
             if header["script"]["path"] != self.source.path and not resume:
                 raise SweepError(f"out={self.out} holds a sweep of another script ({header['script']['path']}); "
                                  "give a new out= folder")
-            if not allow_changed_script:
+            if not accept_changes:
                 raise SweepError(
                     f"the script {self.source.path} (or a file it includes) changed since this sweep started, so "
                     "new runs would not match the finished ones. Restore it, start a new sweep in a new out= "
                     "folder, or accept the change with allow_changed_script=True (CLI: --allow-changed-script).")
 
-    def _check_same_engine(self, fingerprint: dict[str, Any], allow: bool) -> None:
+    def _check_same_engine(self, fingerprint: dict[str, Any], accept_changes: bool) -> None:
         """Results are a function of the engine too: a resumed sweep must run on the engine that began it."""
-        if self._manifest is None or allow:
+        if self._manifest is None or accept_changes:
             return
         theirs = self._manifest.header.get("engine") or {}
         keys = ("engine", "gmat_version", "gmatpy")
@@ -276,9 +281,9 @@ class Sweep(SweepOutputs):
             "design": self.design.to_dict(),
             "runs": len(self.design),
             "collect": self.collect,
-            "engine_choice": self.engine,
+            "engine_choice": self.engine,  # what was asked for: None / "embedded" / a GMAT install folder
             "timeout": timeouts.to_json(self.timeout),
-            "engine": fingerprint,
+            "engine": fingerprint,  # the engine that ran: its fingerprint (engine, gmat_version, gmatpy, ...)
             "versions": package_versions(),
             "fsync_every": self.fsync_every,
             "require_converged": self.require_converged,
