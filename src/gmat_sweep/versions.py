@@ -20,6 +20,10 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0"
 
 
+#: Versions every Dask worker must share with the driver (results and pickles depend on them).
+DRIVER_KEYS = ("gmat-sweep", "python", "pandas", "pyarrow", "numpy", "distributed")
+
+
 def package_versions() -> dict[str, str]:
     """The versions a manifest header records (their format is what old manifests hold) and ``doctor`` prints."""
     import numpy
@@ -45,3 +49,8 @@ def installed_versions() -> dict[str, str]:
         except PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def gate_versions() -> dict[str, str]:
+    """What the Dask gate compares between the driver and each worker (``gmat-sweep doctor`` prints it too)."""
+    return {k: v for k, v in installed_versions().items() if k in DRIVER_KEYS}

@@ -82,10 +82,12 @@ def _show_unconverged(summary: Any, parameters: Sequence[str]) -> None:
 def doctor(engine: str | None, as_json: bool) -> None:
     """Start the GMAT engine and print its fingerprint and the package versions (compare driver and workers)."""
     from ..engine import EngineError, get_engine
-    from ..versions import package_versions
+    from ..versions import gate_versions, package_versions
 
     try:
-        info = {"engine": get_engine(engine).fingerprint(), "versions": package_versions()}
+        # "dask gate": the versions a Dask cluster's gate compares, as it reads them, to set beside its error.
+        info = {"engine": get_engine(engine).fingerprint(), "versions": package_versions(),
+                "dask gate": gate_versions()}
     except EngineError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

@@ -13,13 +13,11 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ...versions import installed_versions
+from ...versions import gate_versions, installed_versions
 
 
 logger = logging.getLogger("gmat_sweep.dask")
 
-#: Versions every worker must share with the driver (results and pickles depend on them).
-DRIVER_KEYS = ("gmat-sweep", "python", "pandas", "pyarrow", "numpy", "distributed")
 #: Engine facts every worker must share with the other workers (the numbers depend on them).
 ENGINE_KEYS = ("engine", "gmat_version", "gmatpy")
 GATE_PLUGIN = "gmat-sweep-gate"
@@ -90,7 +88,7 @@ def expected_fingerprint(reports: dict[str, Any], address: str) -> dict[str, Any
             problems[worker] = report["error"]
         else:
             good[worker] = report
-    driver = {k: v for k, v in installed_versions().items() if k in DRIVER_KEYS}
+    driver = gate_versions()
     for worker, report in good.items():
         diff = _differences(report["versions"], driver, "driver")
         if diff:
@@ -107,8 +105,9 @@ def expected_fingerprint(reports: dict[str, Any], address: str) -> dict[str, Any
         raise DaskPoolError(
             f"{len(problems)} of {len(reports)} Dask workers at {address} cannot run this sweep:\n  {lines}\n"
             "Every worker needs the driver's gmat-sweep, Python, pandas, pyarrow, numpy and distributed versions "
-            "and the same GMAT engine (build workers from one image or environment; 'gmat-sweep doctor' prints "
-            "what a machine has), or remove the odd workers from the cluster.")
+            "and the same GMAT engine (build workers from one image or environment; run 'gmat-sweep doctor' on a "
+            "machine to see what it has: its 'dask gate' section lists the versions compared here), or remove the "
+            "odd workers from the cluster.")
     return {"versions": driver, "engine": common}
 
 
