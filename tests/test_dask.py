@@ -160,7 +160,7 @@ def test_short_runs_travel_in_batches_with_one_result_each(leo, tmp_path, client
     grid = {"Sat.SMA": [7000.0 + 10 * i for i in range(40)]}
     with DaskPool(client) as pool:
         sweep = Sweep(leo, grid=grid, out=tmp_path / "out").run(pool, progress=False)
-        assert pool._batch_size() > 1  # tens of ms per run: several runs per task
+        assert pool.runs_per_task() > 1  # tens of ms per run: several runs per task
     assert sweep.counts() == {"ok": 40, "failed": 0, "missing": 0}
     assert len({e["worker"] for e in entries(sweep)}) == 2
     # A fixed batch size is honoured, and imap still yields one (item, outcome, error) per run.
@@ -230,7 +230,7 @@ def test_batch_on_a_killed_worker_is_split_so_only_runs_that_crash_fail(leo, tmp
         sweep = Sweep(leo, grid=grid, out=out)
         thread, box = run_in_thread(sweep, pool)
         wait_for_entries(out, 30)
-        batch = pool._batch_size()
+        batch = pool.runs_per_task()
         victim = sorted(c.run(os.getpid).values())[0]
         os.kill(victim, signal.SIGKILL)
         thread.join(120)

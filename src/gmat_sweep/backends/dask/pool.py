@@ -309,7 +309,7 @@ class DaskPool(Pool):
                 batch = []
                 for spec in source:
                     batch.append(spec)
-                    if len(batch) >= self._batch_size():
+                    if len(batch) >= self.runs_per_task():
                         break
                 else:
                     exhausted = True
@@ -361,7 +361,9 @@ class DaskPool(Pool):
         adds what an adaptive cluster needs)."""
         return self.window_size()
 
-    def _batch_size(self) -> int:
+    def runs_per_task(self) -> int:
+        """How many runs the next task carries: ``batch_size`` if given, else one until runs prove short (under
+        ``SHORT_RUN`` s), then about ``TASK_SECONDS`` of them, at most ``MAX_BATCH``."""
         if self.batch_size:
             return self.batch_size
         if self._mean_run is None or self._mean_run >= SHORT_RUN:

@@ -146,7 +146,7 @@ class KubernetesPool(DaskPool):
 
         maximum = self._adapting[1]
         target = parse_timedelta(dask.config.get("distributed.adaptive.target-duration"))
-        per_task = max(SHORTEST_TASK, (self._mean_run or UNKNOWN_RUN) * self._batch_size())
+        per_task = max(SHORTEST_TASK, (self._mean_run or UNKNOWN_RUN) * self.runs_per_task())
         return max(window, math.ceil(self.window_per_worker * maximum), math.ceil(maximum * target / per_task))
 
     # ------------------------------------------------------------------------------ Pool interface
