@@ -9,6 +9,9 @@ import sys
 
 import pytest
 
+# The emulated Kubernetes cluster's fixtures (k8s_emulator, k8s_client, kube_cluster), for any test module.
+pytest_plugins = ["k8s.fixtures"]
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 SAMPLES = ROOT.parent / "shared" / "gmat-samples"

@@ -19,20 +19,11 @@ import pytest
 for _module in ("kmock", "kopf", "dask_kubernetes", "psutil"):
     pytest.importorskip(_module)
 
-try:  # tests/ on sys.path (pytest's rootdir-relative import of a test folder without __init__.py)
-    from k8s.conftest import (CLUSTER_NAME, IMAGE, N_WORKERS, _kube_clusters, k8s_client, k8s_emulator,  # noqa: F401
-                              kube_cluster)
-    from k8s.emulator import (EmulatedKubernetes, field_selector_matches, kubeconfig_env, label_selector_matches,
-                              pid_alive, wait_for)
-    from k8s.tasks import gmat_sweep_version, pid_after, shared_dir
-    from conftest import run_in_thread
-except ImportError:  # tests/ became a package
-    from tests.k8s.conftest import (CLUSTER_NAME, IMAGE, N_WORKERS, _kube_clusters, k8s_client,  # noqa: F401
-                                    k8s_emulator, kube_cluster)
-    from tests.k8s.emulator import (EmulatedKubernetes, field_selector_matches, kubeconfig_env,
-                                    label_selector_matches, pid_alive, wait_for)
-    from tests.k8s.tasks import gmat_sweep_version, pid_after, shared_dir
-    from tests.conftest import run_in_thread
+from conftest import run_in_thread  # tests/ is on sys.path (pytest's rootdir-relative import of test modules)
+from k8s.emulator import (EmulatedKubernetes, field_selector_matches, kubeconfig_env, label_selector_matches,
+                          pid_alive, wait_for)
+from k8s.fixtures import CLUSTER_NAME, IMAGE, N_WORKERS
+from k8s.tasks import gmat_sweep_version, pid_after, shared_dir
 
 pytestmark = pytest.mark.timeout(120)
 

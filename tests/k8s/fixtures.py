@@ -1,8 +1,6 @@
 """Fixtures for tests that need a Kubernetes cluster: an emulated one on 127.0.0.1 (see emulator.py).
 
-Use from any test module (conftest fixtures here only reach tests/k8s/, so import them)::
-
-    from k8s.conftest import _kube_clusters, k8s_client, k8s_emulator, kube_cluster  # noqa: F401
+A plugin of the whole suite (``pytest_plugins`` in tests/conftest.py), so any test module can ask for them::
 
     def test_something(k8s_client, k8s_emulator):
         futures = k8s_client.map(...)                      # 2 single-threaded workers, one per Pod
