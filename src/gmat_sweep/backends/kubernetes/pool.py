@@ -108,7 +108,7 @@ class KubernetesPool(DaskPool):
 
         >>> pool.scale(8)  # doctest: +SKIP
         """
-        manifests._check_count(n, "number of workers")
+        manifests.check_count(n, "number of workers")
         with explained(self.namespace, self.name):
             self.cluster.sync(check_resize, self.namespace, manifests.SCALE_PERMISSIONS, f"scale({n})")
             # The operator patches the worker count from its autoscaler's timer: let that stop before setting ours.
