@@ -110,7 +110,7 @@ def main() -> None:
                         inside["mean"].append(mean)
                 print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in figures.items()),
                       flush=True)
-            batch = dask_pool._batch_size()
+            batch = dask_pool.runs_per_task()
 
     med = {k: statistics.median(v) for k, v in figures.items()}
     best = {k: max(v) for k, v in figures.items()}
