@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from .atomic import write_bytes
 from .design import Design
 from .layout import run_dir
+from .reading import arrow_type
 from .records import OK
 
 FOLDER = "compact"
@@ -68,7 +69,7 @@ def compact(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]]) 
 def _write(out: str, key: str, design: Design, files: Sequence[tuple[int, str]]) -> str:
     schema = pa.unify_schemas([pq.read_schema(f) for _, f in files], promote_options="permissive")
     parameters = [p for p in design.parameters if p not in schema.names]
-    param_fields = [pa.field(p, _type(design[files[0][0]][p])) for p in parameters]
+    param_fields = [pa.field(p, arrow_type([design[files[0][0]][p]])) for p in parameters]
     full = pa.schema(list(schema) + param_fields,
                      metadata={**(schema.metadata or {}), PARAMETERS_KEY: json.dumps(parameters).encode()})
     target = path_of(out, key)
@@ -109,15 +110,6 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
                else pa.nulls(table.num_rows, f.type) for f in schema]
     return pa.Table.from_arrays(columns, schema=schema)
 
-
-def _type(value: Any) -> pa.DataType:
-    if isinstance(value, bool):
-        return pa.bool_()
-    if isinstance(value, int):
-        return pa.int64()
-    if isinstance(value, float):
-        return pa.float64()
-    return pa.infer_type([value])
 
 
 def parameters_in(schema: pa.Schema) -> list[str]:

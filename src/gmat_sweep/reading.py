@@ -149,7 +149,7 @@ def dataset(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]], 
         return data if wanted is None else data.filter(ds.field(RUN_ID).isin(sorted(wanted & held)))
     base = ds.dataset(files, format="parquet")
     schema = _unified_schema(base, files)
-    fields = [pa.field(p, _arrow_type([design[_run_of(files[0])][p]])) for p in design.parameters
+    fields = [pa.field(p, arrow_type([design[_run_of(files[0])][p]])) for p in design.parameters
               if p not in schema.names]
     if not fields:
         return ds.dataset(files, format="parquet", schema=schema)
@@ -184,7 +184,8 @@ def _unified_schema(base: ds.Dataset, files: Sequence[str]) -> pa.Schema:
         return schema
 
 
-def _arrow_type(values: list[Any]) -> pa.DataType:
+def arrow_type(values: list[Any]) -> pa.DataType:
+    """The Arrow type of a parameter's column, from its first value (bool before int: a bool is an int)."""
     value = values[0]
     if isinstance(value, bool):
         return pa.bool_()
