@@ -10,6 +10,7 @@ a different (empty) folder than the driver's.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pathlib
 import shutil
@@ -306,6 +307,37 @@ def test_workers_joining_later_are_checked_before_they_get_runs(leo, tmp_path, c
     said = [r.getMessage() for r in caplog.records]
     assert any(odd in m and "GMAT install not found" in m for m in said)
     assert any(bare in m and "gmat-sweep cannot be imported there" in m for m in said)
+
+
+def test_a_worker_that_leaves_while_it_is_checked_does_not_stop_the_sweep(leo, tmp_path, client, caplog):
+    # An autoscaler retiring a worker, or a Pod evicted, while the sweep's preflight asks every worker what it runs:
+    # that worker is gone, not odd, and the sweep runs on the others. The leaving worker is stopped (SIGSTOP) so it
+    # cannot answer, then killed once the preflight has asked it.
+    caplog.set_level(logging.DEBUG, logger="gmat_sweep.dask")
+    out = tmp_path / "out"
+    with extra_worker(client, tmp_path) as leaving:
+        pid = client.run(os.getpid, workers=[leaving])[leaving]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with DaskPool(client) as pool:
+                sweep = Sweep(leo, grid={"Sat.SMA": [7000, 7100, 7200, 7300]}, out=out)
+                thread, box = run_in_thread(sweep, pool)
+                deadline = time.monotonic() + 120
+                while not any("asking" in r.getMessage() and "Dask workers" in r.getMessage()
+                              for r in caplog.records):
+                    assert time.monotonic() < deadline and thread.is_alive(), box
+                    time.sleep(0.05)
+                time.sleep(0.5)  # the question is on its way to the stopped worker
+                os.kill(pid, signal.SIGKILL)
+                thread.join(180)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert not thread.is_alive() and "error" not in box, box
+    assert sweep.counts()["ok"] == 4
+    assert leaving not in {e["worker"] for e in entries(sweep)}
+    assert any(leaving in r.getMessage() and "left the cluster while it was asked" in r.getMessage()
+               for r in caplog.records)
 
 
 # ------------------------------------------------------------------------------------------- fail fast

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,32 @@ def make_probe() -> Callable[..., Any]:
         return report
 
     return probe
+
+
+def ask_workers(client: Any, engine: str | None, attempts: int = 3) -> dict[str, Any]:
+    """Every connected worker's :func:`describe_worker` report, keyed by address.
+
+    A worker that leaves while it is asked (an autoscaler retiring it, a Pod evicted) is not one of the sweep's
+    workers and is dropped; one that stays but did not answer is asked again, and reported as it answered last.
+    Workers that join later pass the same check in the gate plugin."""
+    reports: dict[str, Any] = {}
+    pending: list[str] | None = None  # None: ask every worker
+    for attempt in range(attempts):
+        logger.debug("asking %s Dask workers what they run", "all" if pending is None else len(pending))
+        reports.update(client.run(make_probe(), engine, workers=pending, on_error="return"))
+        unanswered = [w for w, r in reports.items() if not isinstance(r, dict)]
+        if not unanswered:
+            break
+        present = set(client.scheduler_info()["workers"])
+        for worker in unanswered:
+            if worker not in present:
+                logger.info("Dask worker %s left the cluster while it was asked; the sweep goes on without it", worker)
+                del reports[worker]
+        pending = [w for w in unanswered if w in present]
+        if not pending:
+            break
+        time.sleep(0.5 * (attempt + 1))  # a worker on its way out may still be listed for a moment
+    return reports
 
 
 def _engine_identity(report: dict[str, Any]) -> dict[str, Any]:

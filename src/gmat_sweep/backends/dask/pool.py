@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from ...records import RunOutcome, RunSpec
 from ..base import Pool, RunTimedOut, WorkerLost
-from .admission import (GATE_PLUGIN, REFUSED_TOPIC, DaskPoolError, expected_fingerprint, make_probe, portable_plugin,
+from .admission import (GATE_PLUGIN, REFUSED_TOPIC, DaskPoolError, ask_workers, expected_fingerprint, portable_plugin,
                         storage_problem)
 from .cluster import connect, local_cluster
 from .on_worker import TIMEOUT_TOPIC, WATCHDOG_PLUGIN, run_batch
@@ -118,7 +118,10 @@ class DaskPool(Pool):
         engine = context.get("engine")
         out = context.get("out")
         self._await_workers()
-        reports = self._client.run(make_probe(), engine, on_error="return")
+        reports = ask_workers(self._client, engine)
+        if not reports:  # every worker left while it was asked (a cluster shrinking): check the next ones
+            self._await_workers()
+            reports = ask_workers(self._client, engine)
         expected = expected_fingerprint(reports, self.address)
         self._warn_threads(reports)
         token = None
