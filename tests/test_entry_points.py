@@ -27,7 +27,9 @@ def program(leo, out) -> str:
         f"    df = sweep({str(leo)!r}, grid={{'TOF': [600, 1200, 1800, 2400]}}, backend=pool, out={str(out)!r},\n"
         "               progress=False)\n"
         "s = df.attrs['sweep']\n"
+        "import os\n"
         "print('RESULT', json.dumps({'counts': s.counts(), 'pids': sorted(set(int(p) for p in s.summary()['pid'])),\n"
+        "                            'driver': os.getpid(),\n"
         "                            'last': [float(df.loc[i]['Sat.ElapsedSecs'].iloc[-1]) for i in range(4)]}))\n"
     )
 
@@ -42,7 +44,9 @@ def result(done: subprocess.CompletedProcess[str]) -> dict:
 def check(found: dict) -> None:
     assert found["counts"] == {"ok": 4, "failed": 0, "missing": 0}
     assert found["last"] == pytest.approx([600.0, 1200.0, 1800.0, 2400.0], abs=1e-5)  # each run its own TOF
-    assert len(found["pids"]) == 2  # both workers ran missions
+    # The runs ran in the pool's worker processes, not in the driver. (Which of the two workers ran how many is the
+    # scheduler's business: a worker that starts late may find the four short runs already done.)
+    assert found["pids"] and found["driver"] not in found["pids"] and len(found["pids"]) <= 2
 
 
 @pytest.mark.parametrize("how", ["file", "stdin", "dash-c", "ipython"])
@@ -63,7 +67,7 @@ def test_default_pool_runs_inside_a_test(leo, tmp_path):
     with LocalPool(max_workers=2) as pool:
         sweep = Sweep(leo, grid={"TOF": [600, 1200, 1800, 2400]}, out=tmp_path / "out").run(pool, progress=False)
     frame = sweep.results()
-    check({"counts": sweep.counts(), "pids": sorted(set(sweep.summary()["pid"])),
+    check({"counts": sweep.counts(), "pids": sorted(set(sweep.summary()["pid"])), "driver": os.getpid(),
            "last": [float(frame.loc[i]["Sat.ElapsedSecs"].iloc[-1]) for i in range(4)]})
 
 
