@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
-import json
 import logging
-import os
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
@@ -23,16 +19,16 @@ from ...distribution import install_hint
 
 try:
     import distributed
-    from distributed import KilledWorker, NannyPlugin, WorkerPlugin
+    from distributed import KilledWorker
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(f"DaskPool needs Dask's distributed package: {install_hint('dask')}") from exc
 
 from ...records import RunOutcome, RunSpec
 from ..base import Pool, RunTimedOut, WorkerLost
-from .admission import (GATE_PLUGIN, REFUSED_TOPIC, DaskPoolError, ask_workers, expected_fingerprint, portable_plugin,
-                        storage_problem)
+from .admission import GATE_PLUGIN, REFUSED_TOPIC, DaskPoolError
 from .cluster import connect, local_cluster
 from .on_worker import TIMEOUT_TOPIC, WATCHDOG_PLUGIN, run_batch
+from .preflight import Preflight
 
 logger = logging.getLogger("gmat_sweep.dask")
 
@@ -83,12 +79,11 @@ class DaskPool(Pool):
             self._cluster, self._client = local_cluster(n_workers)
         self.address = self._client.scheduler.address
         self._resource: str | None = None
-        self._token_path: str | None = None
+        self._preflight = Preflight(self._client, self.address)
         self._threads_cache: tuple[float, int] = (0.0, 0)
         self._expired: dict[str, tuple[int, RunTimedOut]] = {}
         self._expired_lock = threading.Lock()
         self._mean_run: float | None = None
-        self._warned_threads = False
         self._closed = False
         self.split_batches = 0  # batches rerun run by run after they killed workers, for reports and tests
         self._client.subscribe_topic(TIMEOUT_TOPIC, self._on_timeout)
@@ -114,91 +109,14 @@ class DaskPool(Pool):
     # ------------------------------------------------------------------------------ preflight
 
     def prepare(self, context: dict[str, Any]) -> None:
-        """Check every worker before the sweep starts; let later workers in only once they pass the same check."""
-        engine = context.get("engine")
-        out = context.get("out")
-        self._await_workers()
-        reports = ask_workers(self._client, engine)
-        if not reports:  # every worker left while it was asked (a cluster shrinking): check the next ones
-            self._await_workers()
-            reports = ask_workers(self._client, engine)
-        expected = expected_fingerprint(reports, self.address)
-        self._warn_threads(reports)
-        token = None
-        if self.shared_storage:
-            if not out:
-                raise DaskPoolError("shared_storage=True needs the sweep's out= folder")
-            token = self._check_shared_storage(os.path.abspath(out))
-        digest = hashlib.sha256(json.dumps([expected, self._token_path], sort_keys=True).encode()).hexdigest()
-        self._resource = f"gmat-sweep-{digest[:12]}"
-        gate = portable_plugin(WorkerPlugin, "Gate", resource=self._resource, expected=expected, engine=engine,
-                         token_path=self._token_path, token=token)
-        self._client.register_plugin(gate, name=GATE_PLUGIN)
-        self._client.register_plugin(portable_plugin(NannyPlugin, "Watchdog"), name=WATCHDOG_PLUGIN)
-        unguarded = sorted(a for a, r in reports.items() if isinstance(r, dict) and not r.get("nanny"))
-        if self.timeout and unguarded:
-            warnings.warn(f"timeout={self.timeout:g} cannot be enforced on workers without a nanny "
-                          f"({', '.join(unguarded)}): GMAT holds the process while a mission runs, so only the "
-                          "nanny can stop it. Start workers with a nanny (the default of 'dask worker').",
-                          RuntimeWarning, stacklevel=3)
+        """Check every worker before the sweep starts; let later workers in only once they pass the same check
+        (see :mod:`.preflight`)."""
+        self._resource = self._preflight.admit(context.get("engine"), context.get("out"),
+                                               shared_storage=self.shared_storage, timeout=self.timeout,
+                                               worker_wait=self.worker_wait)
         self._threads_cache = (0.0, 0)
         if self._gated_threads(fresh=True) == 0:  # someone's worker changed between the probe and the gate
             raise DaskPoolError(f"no worker of {self.address} passed the gmat-sweep check; see the workers' logs")
-
-    def _await_workers(self) -> None:
-        deadline = time.monotonic() + self.worker_wait
-        nudge = None
-        try:
-            while not self._client.scheduler_info()["workers"]:
-                if time.monotonic() >= deadline:
-                    raise DaskPoolError(
-                        f"no Dask worker connected to the scheduler at {self.address} within {self.worker_wait:g} s. "
-                        f"Start workers (dask worker {self.address} --nthreads 1), scale the cluster "
-                        "(cluster.scale(n) or cluster.adapt(minimum=1)), or wait longer with worker_wait=.")
-                if nudge is None:
-                    logger.warning("waiting up to %g s for Dask workers to connect to %s", self.worker_wait,
-                                   self.address)
-                    # An adaptive cluster only grows when work is pending: give it some.
-                    nudge = self._client.submit(time.sleep, 0, pure=False, key=f"gmat-sweep-waiting-{uuid.uuid4()}")
-                time.sleep(0.25)
-        finally:
-            if nudge is not None:
-                nudge.cancel()
-
-    def _warn_threads(self, reports: dict[str, Any]) -> None:
-        crowded = {a: r.get("nthreads") for a, r in reports.items() if isinstance(r, dict) and r.get("nthreads", 1) > 1}
-        if crowded and not self._warned_threads:
-            self._warned_threads = True
-            names = ", ".join(f"{a} ({n} threads)" for a, n in sorted(crowded.items()))
-            warnings.warn(
-                f"Dask workers with several threads: {names}. GMAT runs one mission at a time per process, so the "
-                "extra threads wait; start more single-threaded worker processes instead (dask worker --nthreads 1 "
-                "--nworkers N, or LocalCluster(threads_per_worker=1, n_workers=N)).", RuntimeWarning, stacklevel=3)
-
-    def _check_shared_storage(self, out: str) -> str:
-        token = uuid.uuid4().hex
-        self._remove_token()
-        path = os.path.join(out, f".gmat-sweep-storage-{token[:12]}")
-        with open(path, "w") as handle:
-            handle.write(token)
-        self._token_path = path
-        replies = self._client.run(storage_problem, path, token, on_error="return")
-        blind = {a: (r if isinstance(r, str) else f"{type(r).__name__}: {r}") for a, r in replies.items()
-                 if r is not None}
-        if blind:
-            self._remove_token()
-            lines = "\n  ".join(f"{a}: {why}" for a, why in sorted(blind.items()))
-            raise DaskPoolError(
-                f"shared_storage=True but out={out} is not the same folder on these workers:\n  {lines}\n"
-                "Mount the shared volume at the same path on the driver and every worker, or drop shared_storage "
-                "(the default return mode ships each run's files back to the driver).")
-        return token
-
-    def _remove_token(self) -> None:
-        if self._token_path:
-            with contextlib.suppress(OSError):
-                os.remove(self._token_path)
-            self._token_path = None
 
     # ------------------------------------------------------------------------------ Pool interface
 
@@ -264,7 +182,7 @@ class DaskPool(Pool):
         if self._closed:
             return
         self._closed = True
-        self._remove_token()
+        self._preflight.remove_token()
         client = self._client
         with contextlib.suppress(Exception):
             client.unsubscribe_topic(TIMEOUT_TOPIC)
