@@ -1,13 +1,15 @@
-"""The options every running command takes (backend, workers, time limit, Kubernetes), and the pool they build."""
+"""The options every running command takes (backend, workers, time limit, each backend's own), and the pool they
+build: both read from the backend registry (:mod:`gmat_sweep.backends`)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import click
 
-from ..backends import BACKENDS, default_backend
-from ..distribution import install_hint
+from ..backends import BACKENDS, Backend, default_backend
+from ..backends.options import OptionError
 from .common import echo_log
 
 
@@ -41,71 +43,48 @@ def backend_options(fn: Any) -> Any:
     return fn
 
 
-def kubernetes_options(fn: Any) -> Any:
-    """The options only --backend kubernetes reads: a command lists them last."""
-    fn = click.option("--scheduler-service-type", type=click.Choice(["ClusterIP", "NodePort", "LoadBalancer"]),
-                      default="ClusterIP", show_default=True,
-                      help="kubernetes: how the driver reaches the scheduler (ClusterIP: port-forward from outside "
-                           "the cluster).")(fn)
-    fn = click.option("--allow-unpinned", is_flag=True, help="kubernetes: accept an image without a version.")(fn)
-    fn = click.option("--namespace", default=None, help="kubernetes: namespace (default: the current one).")(fn)
-    fn = click.option("--mount", default=None, help="kubernetes: where --claim is mounted (default /shared).")(fn)
-    fn = click.option("--claim", default=None,
-                      help="kubernetes: PersistentVolumeClaim mounted in every Pod; workers write --out there.")(fn)
-    fn = click.option("--image", default=None,
-                      help="kubernetes: the pinned gmat-sweep image of every Pod, REPO:VERSION or REPO@sha256:...")(fn)
+def own_backend_options(fn: Any) -> Any:
+    """The options only one backend reads (--image ... for kubernetes), as each backend's registration declares
+    them: a command lists them last."""
+    for backend in reversed(BACKENDS):
+        fn = _with_options(backend, fn)
     return fn
 
 
 def make_pool(options: dict[str, Any]) -> Any:
     """The pool ``--backend`` names, built from the command's options (a usage error for options it does not read)."""
-    backend = options["backend"]
+    chosen = next(backend for backend in BACKENDS if backend.name == options["backend"])
     for other in BACKENDS:
-        given = [key for key in other.only_options if options.get(key)]
-        if other.name != backend and given:
-            raise click.UsageError(f"--{given[0].replace('_', '-')} needs --backend {other.name}")
-    if backend not in _BUILDERS:
-        raise click.UsageError(f"--backend {backend} is not available in this installation")
-    return _BUILDERS[backend](options)
-
-
-def _local_pool(options: dict[str, Any]) -> Any:
-    if options["scheduler"]:
-        raise click.UsageError("--scheduler needs --backend dask")
-    from ..backends.local import LocalPool
-
-    return LocalPool(max_workers=options["workers"])  # each run carries its own time limit
-
-
-def _dask_pool(options: dict[str, Any]) -> Any:
-    from ..backends.dask import DaskPool
-
-    return DaskPool(address=options["scheduler"], n_workers=options["workers"],
-                    shared_storage=options["shared_storage"])
-
-
-def _kubernetes_pool(options: dict[str, Any]) -> Any:
-    if options["scheduler"]:
-        raise click.UsageError("--scheduler is for --backend dask; --backend kubernetes starts its own scheduler")
-    if not options["image"]:
-        raise click.UsageError("--backend kubernetes needs --image REPO:VERSION, the gmat-sweep image every Pod "
-                               "runs (see docker/README.md)")
+        given = [flag for name, (flag, default) in _own_options(other.name).items()
+                 if options.get(name) and options.get(name) != default]
+        if given and other is not chosen:
+            raise click.UsageError(f"{given[0]} needs --backend {other.name}")
+    declared = chosen.command_line()
+    # A command without the backend's own options (mc, extend) gives it their defaults.
+    values = {**{name: default for name, (_, default) in _own_options(chosen.name).items()}, **options}
     try:
-        import dask_kubernetes  # noqa: F401
-
-        from ..backends.kubernetes import KubernetesPool
-    except ImportError as exc:
-        raise click.UsageError(f"--backend kubernetes needs the Kubernetes extra ({exc}): "
-                               + install_hint("kubernetes")) from None
-    from ..kubernetes import DEFAULT_MOUNT
-
-    echo_log("gmat_sweep.kubernetes")  # the cluster's life: creating, up, deleted (or what to delete by hand)
-    return KubernetesPool(options["image"], options["workers"] or 2, claim=options["claim"],
-                          mount_path=options["mount"] or DEFAULT_MOUNT, namespace=options["namespace"],
-                          allow_unpinned=options["allow_unpinned"],
-                          shared_storage=True if options["shared_storage"] else None,
-                          scheduler_service_type=options["scheduler_service_type"])
+        kwargs = declared.pool_kwargs(values)
+    except OptionError as exc:
+        raise click.UsageError(str(exc)) from None
+    if declared.log:
+        echo_log(declared.log)
+    return chosen.load()(**kwargs)
 
 
-#: How each backend of the registry is built from the command's options.
-_BUILDERS = {"local": _local_pool, "dask": _dask_pool, "kubernetes": _kubernetes_pool}
+@functools.cache
+def _own_options(name: str) -> dict[str, tuple[str, Any]]:
+    """A backend's own options: parameter name -> (its flag, its default), read off a throwaway command."""
+    backend = next(backend for backend in BACKENDS if backend.name == name)
+
+    def probe(**kwargs: Any) -> None:
+        return None
+
+    command = click.command()(_with_options(backend, probe))
+    defaults = command.make_context("probe", [], resilient_parsing=True).params
+    return {param.name: (param.opts[0], defaults[param.name]) for param in command.params if param.name}
+
+
+def _with_options(backend: Backend, fn: Any) -> Any:
+    for option in reversed(backend.command_line().options):
+        fn = option(fn)
+    return fn

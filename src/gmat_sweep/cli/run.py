@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .common import execute, finish, user_errors
-from .options import backend_options, kubernetes_options
+from .options import backend_options, own_backend_options
 from .parsing import parse_grid_option, read_samples
 
 
@@ -28,7 +28,7 @@ from .parsing import parse_grid_option, read_samples
 @click.option("--require-converged", is_flag=True, help="Record runs whose targeter did not converge as failed.")
 @click.option("--postprocess", default=None, metavar="MODULE:FUNCTION",
               help="Call this function on the worker after each run (see docs/outputs.md).")
-@kubernetes_options
+@own_backend_options
 def run(script: str, grids: Sequence[str], samples: str | None, collect: Sequence[str], out: str,
         engine: str | None, fsync_every: int, require_converged: bool, postprocess: str | None,
         **backend: Any) -> None:
@@ -56,7 +56,7 @@ def run(script: str, grids: Sequence[str], samples: str | None, collect: Sequenc
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--allow-changed-script", is_flag=True, help="Resume even though the script changed.")
 @backend_options
-@kubernetes_options
+@own_backend_options
 def resume(out: str, allow_changed_script: bool, **backend: Any) -> None:
     """Rerun the missing and failed runs of the sweep in OUT."""
     from ..sweep import Sweep
