@@ -68,3 +68,18 @@ def test_a_registered_backend_is_in_the_help():
     assert "[default: local]" in stdout and "local|dask|kubernetes|inline" in stdout.replace("\n", "")
     options = re.findall(r"^\s+(?:-\w, )?(--[\w-]+)", stdout, re.M)
     assert options[-3:] == ["--scheduler-service-type", "--inline-log", "--help"], options
+
+
+
+def test_the_design_commands_and_extend_take_each_backends_own_options(tmp_path):
+    # mc/lhs/sobol/saltelli and extend build their pool from the registry as run does: a backend's options reach them.
+    out = tmp_path / "out"
+    for command, log in [(["mc", LEO_DRAG, "--perturb", "Sat.DryMass=uniform(100,150)", "--n", "2", "--seed", "7",
+                           "--out", out], tmp_path / "mc.log"),
+                         (["extend", out, "--n", "3"], tmp_path / "extend.log")]:
+        proc = inline_cli(*command, "--no-progress", "--backend", "inline", "--inline-log", log, cwd=tmp_path)
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        assert len([line for line in log.read_text().splitlines() if line.startswith("run_one ")]) == \
+            (2 if command[0] == "mc" else 3)
+    assert Sweep.from_manifest(out).counts() == {"ok": 5, "failed": 0, "missing": 0}

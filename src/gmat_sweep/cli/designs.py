@@ -15,7 +15,7 @@ import click
 
 from .common import execute, finish, user_errors
 from .main import EXIT_USAGE
-from .options import backend_options
+from .options import backend_options, own_backend_options
 
 
 def parse_perturb_option(option: str) -> tuple[str, str]:
@@ -51,6 +51,7 @@ def _design_command(name: str, help_text: str) -> Any:
     @click.option("--fsync-every", type=click.IntRange(min=1), default=1, show_default=True,
                   help="Group manifest fsyncs for very large sweeps (a crash may then rerun the last group).")
     @backend_options
+    @own_backend_options
     def command(script: str, perturbs: Sequence[str], n: int, seed: str | None, collect: Sequence[str], out: str,
                 engine: str | None, fsync_every: int, **backend: Any) -> None:
         from ..designs import LatinHypercube, MonteCarlo, Saltelli, Sobol
@@ -93,6 +94,7 @@ saltelli = _design_command("saltelli", "Saltelli design for Sobol' indices: n ba
 @click.option("--n", "m", type=click.IntRange(min=1), required=True, help="How many runs to add.")
 @click.option("--allow-changed-script", is_flag=True, help="Extend even though the script changed.")
 @backend_options
+@own_backend_options
 def extend(out: str, m: int, allow_changed_script: bool, **backend: Any) -> None:
     """Add --n runs to the Monte Carlo, Latin hypercube or Sobol' sweep in OUT (and finish any missing ones)."""
     from ..sweep import Sweep
