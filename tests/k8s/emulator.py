@@ -349,6 +349,14 @@ def _install_login(url: str) -> None:
         def _emulator_login(**_: Any) -> kopf.ConnectionInfo:
             return kopf.ConnectionInfo(server=_login["url"], insecure=True, default_namespace="default")
 
+        @kopf.on.startup(id="emulated-kubernetes-backoff")
+        def _emulator_backoff(settings: kopf.OperatorSettings, **_: Any) -> None:
+            # kr8s gives up a lookup after 2 s, and this API server shares a loaded 2-core machine (and the test
+            # process's GIL) with every emulated Pod, so a lookup of the operator's 5-second autoscaler timer can
+            # time out here where a real API server answers in milliseconds. kopf's default wait before a failed
+            # handler's next try, 60 s, then outlasts a test's backlog: retry after 5 s.
+            settings.execution.default_backoff = 5.0
+
         _login["registered"] = True
 
 
