@@ -18,13 +18,16 @@ from .main import EXIT_USAGE
 from .options import backend_options, own_backend_options
 
 
-def parse_perturb_option(option: str) -> tuple[str, str]:
-    """``Sat.SMA=normal(7000,5)`` or ``TOI.Element1=*normal(1,0.01)`` -> (path, distribution)."""
+def parse_perturb_option(option: str) -> tuple[str | tuple[str, ...], str]:
+    """``Sat.SMA=normal(7000,5)`` or ``TOI.Element1=*normal(1,0.01)`` -> (path, distribution); correlated paths,
+    ``Sat.X,Sat.Y,Sat.Z=+mvnormal(cov.csv)`` -> ((paths), distribution), the key the Python API takes."""
     path, sep, spec = option.partition("=")
-    if not sep or not path.strip() or not spec.strip():
+    paths = tuple(p.strip() for p in path.split(","))
+    if not sep or not all(paths) or not spec.strip():
         raise click.BadParameter(f"{option!r}: write PATH=DISTRIBUTION, e.g. Sat.SMA=normal(7000,5) or "
-                                 "TOI.Element1=*normal(1,0.01)", param_hint="--perturb")
-    return path.strip(), spec.strip()
+                                 "TOI.Element1=*normal(1,0.01), or PATH,PATH,...=+mvnormal(cov.csv) for correlated "
+                                 "paths", param_hint="--perturb")
+    return (paths if len(paths) > 1 else paths[0]), spec.strip()
 
 
 def parse_seed(text: str | None) -> int | None:
@@ -41,7 +44,10 @@ def _design_command(name: str, help_text: str) -> Any:
     @click.argument("script", type=click.Path(dir_okay=False))
     @click.option("--perturb", "perturbs", multiple=True, required=True, metavar="PATH=DIST",
                   help="A perturbed field: Sat.SMA=normal(7000,5), Sat.ECC=uniform(0,0.01), "
-                       "TOI.Element1=*normal(1,0.01) (relative to the script's value). Repeatable.")
+                       "TOI.Element1=*normal(1,0.01) (relative to the script's value); correlated fields with a "
+                       "covariance file: Sat.X,Sat.Y,Sat.Z,Sat.VX,Sat.VY,Sat.VZ=+mvnormal(cov.csv) (centred on "
+                       "the script's state), =mvnormal(mean.csv,cov.csv) or =mvnormal(state.csv) (mean on the "
+                       "first line). Repeatable.")
     @click.option("--n", "n", type=int, required=True,
                   help="Runs (saltelli: base points; the sweep makes n x (parameters + 2) runs).")
     @click.option("--seed", default=None, help="Seed (whole number); default: a fresh one, recorded in the manifest.")
@@ -57,11 +63,12 @@ def _design_command(name: str, help_text: str) -> Any:
         from ..designs import LatinHypercube, MonteCarlo, Saltelli, Sobol
         from ..sweep import Sweep
 
-        perturb: dict[str, str] = {}
+        perturb: dict[str | tuple[str, ...], str] = {}
         for option in perturbs:
             path, spec = parse_perturb_option(option)
-            if path in perturb:
-                raise click.BadParameter(f"{path} is perturbed twice; give each path once", param_hint="--perturb")
+            if path in perturb:  # a path inside two different entries is refused by the design, naming both
+                shown = ",".join(path) if isinstance(path, tuple) else path
+                raise click.BadParameter(f"{shown} is perturbed twice; give each path once", param_hint="--perturb")
             perturb[path] = spec
         with user_errors(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

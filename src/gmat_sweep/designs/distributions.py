@@ -10,7 +10,9 @@ A perturbation is written as
   ``truncnormal(mu, sigma, lo, hi)``, ``choice(a, b, c)`` (equally likely values, numbers or names);
 * a tuple: ``("normal", mu, sigma)``;
 * a frozen ``scipy.stats`` distribution, e.g. ``scipy.stats.gamma(2.0, scale=0.1)``;
-* for a tuple of paths, a frozen ``scipy.stats.multivariate_normal(mean, cov)`` or ``("mvnormal", mean, cov)``.
+* for a tuple of paths, a frozen ``scipy.stats.multivariate_normal(mean, cov)``, ``("mvnormal", mean, cov)`` or
+  the string form ``"+mvnormal(cov.csv)"`` / ``"mvnormal(mean.csv, cov.csv)"`` that reads the numbers from files
+  (see ``covariance_files.py``).
 
 A leading ``+`` or ``*`` makes it relative to the value the script sets (the *nominal*, read from GMAT):
 ``"+normal(0, 0.1)"`` adds the draw, ``"*normal(1, 0.01)"`` multiplies by it. Objects take the tuple form
@@ -170,6 +172,10 @@ def parse_one(paths: tuple[str, ...], spec: Any) -> Perturbation:
             raise DesignError(f"perturb[{label!r}] = {spec!r} is not a distribution; write e.g. 'normal(7000, 5)', "
                               f"'+normal(0, 0.1)' or '*normal(1, 0.01)' ({', '.join(NAMES[:-1])})")
         mode, name, arguments = match.groups()
+        if name.lower() == "mvnormal":  # a covariance from a file (or inline): see covariance_files.py
+            from .covariance_files import parse_mvnormal
+
+            return _build(paths, parse_mvnormal(label, len(paths), mode, arguments), mode)
         try:
             args = list(ast.literal_eval(f"({arguments},)")) if arguments.strip() else []
         except (ValueError, SyntaxError):
