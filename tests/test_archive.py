@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pathlib
 import shlex
 import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -143,3 +145,95 @@ def test_a_script_with_includes_travels_with_its_includes(tmp_path, pool):
     for opened in (Sweep.from_manifest(path), Sweep.from_manifest(tmp_path / "unpacked" / "inc")):
         assert opened.source.includes == done.source.includes and opened.source.text == done.source.text
         assert_same_sweep(opened, done)
+
+
+def _sh_block(readme: str) -> list[str]:
+    lines = readme.splitlines()
+    start = lines.index("```sh") + 1
+    return lines[start: lines.index("```", start)]
+
+
+def _reproduce(bundle_path, tmp_path, top: str) -> tuple[list[str], Sweep]:
+    """Run the README's commands in the unpacked bundle, as a user would; the sweep they made."""
+    with zipfile.ZipFile(bundle_path) as bundle:
+        bundle.extractall(tmp_path)
+        readme = bundle.read(f"{top}/README.md").decode()
+    commands = _sh_block(readme)
+    folder = tmp_path / top
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    for command in commands:
+        result = subprocess.run(["bash", "-c", f"{command} --workers 2 --no-progress"], cwd=folder, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (command, result.stderr)
+    return commands, Sweep.from_manifest(folder / "rerun")
+
+
+def test_a_dispersion_is_reproduced_as_its_design_not_as_samples(tmp_path, pool):
+    from scipy import stats
+
+    import gmat_sweep as gs
+
+    script = tmp_path / "leo_state.script"
+    script.write_text((pathlib.Path(__file__).resolve().parents[1] / "examples" / "leo_state.script").read_text())
+    state = ("Sat.X", "Sat.Y", "Sat.Z", "Sat.VX", "Sat.VY", "Sat.VZ")
+    cov = np.diag([0.01, 0.01, 0.01, 1e-8, 1e-8, 1e-8]) * 1.1
+    cov[0, 4] = cov[4, 0] = -1.3e-6
+    perturb = {"TOF": "uniform(60.5, 120)", "Sat.DryMass": "*normal(1, 0.0123456789)",
+               "Sat.Cd": "choice(2.0, 2.2, 2.4)", state: ("+", stats.multivariate_normal(np.zeros(6), cov))}
+    gs.monte_carlo(script, perturb, 3, seed=987654321, backend=pool, out=tmp_path / "mc", collect=["Sat.Earth.SMA"],
+                   progress=False)
+    done = Sweep.from_manifest(tmp_path / "mc").extend(1, pool, progress=False)  # n=4 is one sweep of 4
+    path = archive(done, tmp_path / "mc.zip", logs=False)
+    commands, again = _reproduce(path, tmp_path / "unpacked", "mc")
+    assert len(commands) == 1 and commands[0].startswith("gmat-sweep mc script/leo_state.script --perturb ")
+    assert "--n 4 --seed 987654321" in commands[0]
+    assert "'Sat.X,Sat.Y,Sat.Z,Sat.VX,Sat.VY,Sat.VZ=+mvnormal(design/mvnormal-4.csv)'" in commands[0]
+    assert again.manifest.header["design"] == done.manifest.header["design"]
+    pd.testing.assert_frame_equal(again.results(), done.results())
+    # the bundle stays a function of the sweep: archiving it again gives the same bytes
+    assert open(archive(done, tmp_path / "again.zip", logs=False), "rb").read() == open(path, "rb").read()
+
+
+def test_an_extended_latin_hypercube_is_reproduced_block_by_block(tmp_path, pool):
+    import gmat_sweep as gs
+    from seeing import MISSION
+
+    script = tmp_path / "m.script"
+    script.write_text(MISSION)
+    gs.latin_hypercube(script, {"Sat.SMA": "uniform(6800, 6900)"}, 2, seed=5, backend=pool, out=tmp_path / "lhs",
+                       progress=False)
+    done = Sweep.from_manifest(tmp_path / "lhs").extend(2, pool, progress=False)
+    commands, again = _reproduce(archive(done, tmp_path / "lhs.zip"), tmp_path / "unpacked", "lhs")
+    assert commands[1:] == ["gmat-sweep extend rerun --n 2"] and "--n 2 --seed 5" in commands[0]
+    assert again.manifest.header["design"]["blocks"] == [2, 2]
+    assert again.manifest.header["design"] == done.manifest.header["design"]
+    pd.testing.assert_frame_equal(again.results(), done.results())
+
+
+def test_a_distribution_without_a_command_line_form_leaves_the_python_form(tmp_path, pool):
+    from scipy import stats
+
+    import gmat_sweep as gs
+    from seeing import MISSION
+
+    script = tmp_path / "m.script"
+    script.write_text(MISSION)
+    df = gs.monte_carlo(script, {"Sat.SMA": stats.gamma(2.0, loc=6800, scale=10)}, 2, seed=1, backend=pool,
+                        out=tmp_path / "g", progress=False)
+    assert len(df) > 0
+    path = archive(tmp_path / "g", tmp_path / "g.zip")
+    with zipfile.ZipFile(path) as bundle:
+        readme = bundle.read("g/README.md").decode()
+    assert "```sh" not in readme and "design=old.design" in readme and "(n=2, seed=1)" in readme
+
+
+def test_a_sample_table_is_reproduced_as_samples(tmp_path, pool):
+    from seeing import MISSION
+
+    script = tmp_path / "m.script"
+    script.write_text(MISSION)
+    done = Sweep(script, samples=[{"Sat.SMA": 6800.25}, {"Sat.SMA": 6850.5}], out=tmp_path / "s").run(
+        pool, progress=False)
+    with zipfile.ZipFile(archive(done, tmp_path / "s.zip")) as bundle:
+        readme = bundle.read("s/README.md").decode()
+    assert "samples=list(old.design)" in readme and "```sh" not in readme

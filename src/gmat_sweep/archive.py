@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 from .layout import RUNS, SCRIPT
 from .manifest import MANIFEST_NAME, read_manifest
 from .records import ScriptSource
+from .reproduce import cli_commands, design_files, is_dispersion, python_design
 
 SUMS = "SHA256SUMS"
 README = "README.md"
@@ -53,12 +53,15 @@ def archive(sweep: Any, path: str | os.PathLike[str], logs: bool = True) -> str:
     top = os.path.basename(out.rstrip(os.sep)) or "sweep"
     members = dict(_members(out, manifest.entries, logs))
     sums = "".join(f"{_sha256_file(os.path.join(out, name))}  {name}\n" for name in sorted(members))
-    readme = readme_text(sweep, manifest.header, top, logs)
-    sums = f"{hashlib.sha256(readme.encode()).hexdigest()}  {README}\n" + sums
+    # Written from the sweep's records, not copied: the README and the files its reproduce command reads.
+    made = {README: readme_text(sweep, manifest.header, top, logs).encode(), **design_files(manifest.header)}
+    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in made.items()) + sums
     temporary = target + ".partial"
     with zipfile.ZipFile(temporary, "w") as bundle:
-        _write(bundle, f"{top}/{README}", readme.encode())
+        _write(bundle, f"{top}/{README}", made.pop(README))
         _write(bundle, f"{top}/{SUMS}", sums.encode())
+        for name in sorted(made):
+            _write(bundle, f"{top}/{name}", made[name])
         for name in sorted(members):
             with open(os.path.join(out, name), "rb") as handle:
                 _write(bundle, f"{top}/{name}", handle.read())
@@ -171,7 +174,8 @@ def readme_text(sweep: Any, header: dict[str, Any], top: str, logs: bool) -> str
         "",
         f"{len(sweep)} runs of `{script}` (SHA-256 {header['script']['sha256']}): {counts['ok']} ok, "
         f"{counts['failed']} failed, {counts['missing']} missing. Design: {header['design']['kind']} over "
-        f"{', '.join(sweep.design.parameters)}.",
+        f"{', '.join(sweep.design.parameters)}" + (f" (n={header['design']['n']}, seed={header['design']['seed']})"
+                                                   if is_dispersion(header["design"]) else "") + ".",
         "",
         "## Contents",
         "",
@@ -180,6 +184,8 @@ def readme_text(sweep: Any, header: dict[str, Any], top: str, logs: bool) -> str
                                                                if header["script"].get("includes") else ""),
         "- `runs/<run_id>/`: each run's reports (Parquet) and other outputs" + ("" if logs else
                                                                               " (GMAT logs left out)"),
+        *([f"- `design/`: the mean (first row) and covariance of each correlated perturbation, for the command "
+           "below"] if design_files(header) else []),
         f"- `{SUMS}`: the SHA-256 of every other member (`sha256sum -c {SUMS}` checks them)",
         "",
         "## Read it",
@@ -197,49 +203,12 @@ def readme_text(sweep: Any, header: dict[str, Any], top: str, logs: bool) -> str
         "install the same versions for identical results. From the unpacked folder:",
         "",
     ]
-    command = cli_command(header, f"script/{script}")
-    if command:
-        lines += ["```sh", command, "```", "", "or, in Python:", ""]
-    arguments = ("grid=old.design.grid" if header["design"]["kind"] == "grid" else "samples=list(old.design)")
+    commands = cli_commands(header, f"script/{script}")
+    if commands:
+        lines += ["```sh", *commands, "```", "", "or, in Python:", ""]
     collect = f", collect={header.get('collect')!r}" if header.get("collect") else ""
     lines += ["```python", "from gmat_sweep import Sweep",
               'old = Sweep.from_manifest(".")',
-              f'new = Sweep("script/{script}", {arguments}{collect}, out="rerun").run()',
+              f'new = Sweep("script/{script}", {python_design(header)}{collect}, out="rerun").run()',
               "```", ""]
     return "\n".join(lines)
-
-
-def cli_command(header: dict[str, Any], script: str) -> str | None:
-    """``gmat-sweep run ...`` that makes the same design, when every value can be written on a command line."""
-    design = header["design"]
-    if design.get("kind") != "grid":
-        return None
-    parts = ["gmat-sweep", "run", script]
-    for path, values in design["grid"].items():
-        written = [_cli_value(v) for v in values]
-        if any(w is None for w in written):
-            return None
-        parts += ["--grid", f"{path}={','.join(written)}"]  # type: ignore[arg-type]
-    for name in header.get("collect") or []:
-        parts += ["--collect", name]
-    if header.get("timeout"):
-        parts += ["--timeout", repr(header["timeout"])]
-    parts += ["--out", "rerun"]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def _cli_value(value: Any) -> str | None:
-    """The value as ``--grid`` writes it, or None when the command line would read back something else."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text = repr(value)
-        return text if "." in text or "e" in text or "n" in text else text + ".0"
-    if isinstance(value, str) and value and not set(value) & set(",:= ") and value.lower() not in ("true", "false"):
-        try:
-            float(value)
-        except ValueError:
-            return value  # not a number, so it stays a string
-    return None
