@@ -183,14 +183,14 @@ def _sent_ahead(pool: LocalPool) -> bool:
 
 
 def test_a_task_sent_ahead_is_taken_back_for_a_worker_that_runs_out_of_work(tmp_path):
-    from gmat_sweep.backends import local
+    from gmat_sweep.backends.local import process
 
     with LocalPool(max_workers=2) as pool:
         pids: set[int] = set()
         while len(pids) < 2:  # both workers up, their last tasks short
             pids |= {future.result(timeout=20) for future in [pool.submit(pid_after, 0) for _ in range(4)]}
         long = pool.submit(hold, str(tmp_path / "long"), str(tmp_path / "end-long"))  # on worker X
-        slow = pool.submit(pid_after, local.PREFETCH_BELOW + 0.5)  # on worker Y: its last task is now long
+        slow = pool.submit(pid_after, process.PREFETCH_BELOW + 0.5)  # on worker Y: its last task is now long
         x, y = wait_started(tmp_path / "long"), slow.result(timeout=30)
         other = pool.submit(hold, str(tmp_path / "other"), str(tmp_path / "end-other"))  # Y, the idle one
         assert wait_started(tmp_path / "other") == y
@@ -208,9 +208,9 @@ def test_a_task_sent_ahead_is_taken_back_for_a_worker_that_runs_out_of_work(tmp_
 
 
 def test_no_task_is_sent_ahead_to_a_worker_whose_runs_are_long(tmp_path, monkeypatch):
-    from gmat_sweep.backends import local
+    from gmat_sweep.backends.local import process
 
-    monkeypatch.setattr(local, "PREFETCH_BELOW", 0.2)
+    monkeypatch.setattr(process, "PREFETCH_BELOW", 0.2)
     pool = LocalPool(max_workers=1)
     pool.submit(pid_after, 0.3).result(timeout=20)  # the worker's last task took longer than PREFETCH_BELOW
     running = pool.submit(hold, str(tmp_path / "started"), str(tmp_path / "never"))

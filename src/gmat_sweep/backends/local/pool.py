@@ -1,19 +1,5 @@
-"""LocalPool: spawned worker processes on this machine, each starting the GMAT engine once.
-
-GMAT is process-global and a bad script can crash the process that runs it, so each run executes in a worker
-process that does one task at a time. The pool watches every worker: when one dies (segfault, kill -9, the
-out-of-memory killer) or overruns the per-run ``timeout``, only the task it was running fails, with ``WorkerLost``,
-and a fresh process takes its place. Workers are spawned, never forked, because GMAT cannot be used after fork.
-Their temporary files (GMAT's runtime folder and temporary outputs, the scripts each run executes) go into a
-folder of each worker's own inside one folder of the pool's, removed when the pool closes: a worker that is killed
-cannot clean up after itself. Workers do not import the caller's main module (see spawn.py), so a script needs no
-``if __name__ == "__main__":`` guard to use this pool.
-
-A worker whose last task took under ``PREFETCH_BELOW`` seconds is sent its next task while it still runs the
-current one, so it starts the next the moment it finishes instead of waiting a pipe round trip for the driver
-(about 1 % of a 40 ms mission). A task sent ahead is never stuck behind a run that turns out long: when another
-worker runs out of work, the driver takes the task back, if its worker has not started it (a lock shared with the
-worker settles who was first), and hands it to the idle one. A worker that dies fails only the task it had started.
+"""LocalPool, the driver's side: the task queue, the dispatcher thread that hands tasks to worker processes and
+reads their results, deadlines, and replacing a process that died (the processes themselves: process.py).
 """
 
 from __future__ import annotations
@@ -24,74 +10,17 @@ import functools
 import multiprocessing
 import os
 import shutil
-import signal
-import sys
 import tempfile
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Callable, Iterable
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
-from . import spawn
-from .base import Pool, PoolBroken, RunTimedOut, WorkerLost, task_limit
-
-
-_READY = b"ready"  # never a pickle: a result is told from it without unpickling
-_STARTED, _REVOKED = 0, 1  # a worker's shared counters: the number of the task it started last, of one taken back
-
-#: A worker whose last task took less than this many seconds is sent its next task before it finishes the current.
-PREFETCH_BELOW = 1.0
-#: Larger tasks are never sent ahead: the dispatcher must not block on a full pipe while the worker is busy.
-PREFETCH_BYTES = 64 * 1024
-
-
-def _die_with_parent() -> None:
-    """On Linux, ask the kernel to kill this worker when the driver dies (kill -9 included), so no orphan
-    keeps writing into a sweep folder that a resumed driver is about to reuse."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-
-def _worker_main(conn: Connection, claim: Any, counters: Any, tmp: str) -> None:
-    _die_with_parent()
-    # A folder of this process's own inside the pool's (removed with it, even if this process is killed), set
-    # before GMAT starts and makes its runtime folder: GMAT names some temporary files after the output they
-    # become, so processes sharing a TMPDIR would write over each other's.
-    tempfile.tempdir = os.environ["TMPDIR"] = tempfile.mkdtemp(prefix="worker-", dir=tmp)
-    # Ctrl-C in a terminal reaches the whole process group: the driver handles it and stops the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    conn.send_bytes(_READY)  # per-run timeouts start only once a process is up, not while it is being spawned
-    received = 0  # tasks are numbered 1, 2... in the order sent; the driver counts them the same way
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        received += 1
-        with claim:
-            if counters[_REVOKED] == received:
-                continue  # the driver took this one back for an idle worker before it started here
-            counters[_STARTED] = received
-        fn, args = message
-        try:
-            reply = (True, fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - report every failure to the driver
-            reply = (False, RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-        try:
-            conn.send(reply)
-        except Exception as exc:  # noqa: BLE001 - an unpicklable result must not kill the worker
-            conn.send((False, RuntimeError(f"task result could not be sent back: {exc}")))
+from ..base import Pool, PoolBroken, RunTimedOut, WorkerLost, task_limit
+from .process import READY, StartFailed, WorkerProcess, start_failure
 
 
 # What the dispatcher resolves a future with, once it has let go of the pool's lock (a future's callbacks run
@@ -114,82 +43,6 @@ def _deliver(future: concurrent.futures.Future[Any], reply: bytes | BaseExceptio
             future.set_exception(value)
     except concurrent.futures.InvalidStateError:
         pass  # already settled: the pool was closed meanwhile
-
-
-# LocalPool's own workers never import the main module (spawn.py); a process that does (one of the caller's own
-# multiprocessing children re-running an unguarded script) cannot start processes while it bootstraps.
-_MAIN_GUARD = ('This process is being started by multiprocessing and runs your main module again: put the code that '
-               'runs the sweep under  if __name__ == "__main__":')
-
-
-class _StartFailed(RuntimeError):
-    pass
-
-
-def _start_failure(exc: BaseException) -> str:
-    if isinstance(exc, _StartFailed):
-        return f"LocalPool could not start its worker processes: {exc}"
-    hint = f" {_MAIN_GUARD}" if "bootstrapping phase" in str(exc) else ""
-    return f"LocalPool could not run its worker processes: {type(exc).__name__}: {exc}".rstrip() + hint
-
-
-class _Worker:
-    def __init__(self, ctx: Any, tmp: str) -> None:
-        self.conn, child = ctx.Pipe()
-        self.claim = ctx.Lock()
-        self.counters = ctx.RawArray("q", 2)
-        self.sent = 0  # tasks sent to this process
-        self.process = spawn.Process(target=_worker_main, args=(child, self.claim, self.counters, tmp), daemon=True,
-                                   name="gmat-sweep-worker", env=spawn.SINGLE_THREADED)
-        self.process.start()
-        child.close()
-        # The tasks sent to this process, in the order it runs them: the first is running, any other is waiting.
-        self.tasks: collections.deque[tuple[concurrent.futures.Future[Any], bytes]] = collections.deque()
-        self.started = 0.0  # when the first task started, as far as the driver can tell
-        self.deadline: float | None = None
-        self.limit: float | None = None  # the running task's time limit
-        self.last = float("inf")  # how long its last task took
-        self.ready = False
-
-    def can_take(self, task: bytes) -> bool:
-        """Whether this process should be sent ``task`` now."""
-        if not self.ready:
-            return False
-        if not self.tasks:
-            return True
-        return len(self.tasks) == 1 and self.last < PREFETCH_BELOW and len(task) <= PREFETCH_BYTES
-
-    def begin(self, now: float) -> None:
-        """The first task in ``tasks`` starts now; it may run for its own limit (see ``LocalPool.submit``)."""
-        self.started = now
-        self.limit = getattr(self.tasks[0][0], "gmat_limit", None)
-        self.deadline = now + self.limit if self.limit else None
-
-    def take_back(self) -> tuple[concurrent.futures.Future[Any], bytes] | None:
-        """The task sent ahead, if this process has not started it; it never will."""
-        if len(self.tasks) < 2 or not self.claim.acquire(timeout=0.5):
-            return None  # (a process killed while holding the lock keeps it: its death is handled elsewhere)
-        try:
-            if self.counters[_STARTED] >= self.sent:
-                return None  # it has started it: the result of the one before is on its way
-            self.counters[_REVOKED] = self.sent
-        finally:
-            self.claim.release()
-        return self.tasks.pop()
-
-    def stop(self, kill: bool = False) -> None:
-        if kill:
-            self.process.kill()
-        else:
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
-        self.conn.close()
 
 
 class LocalPool(Pool):
@@ -216,7 +69,7 @@ class LocalPool(Pool):
         self._ctx = multiprocessing.get_context("spawn")
         self._queue: collections.deque[tuple[concurrent.futures.Future[Any], bytes]]
         self._queue = collections.deque()
-        self._workers: list[_Worker] = []
+        self._workers: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._closed = False
@@ -245,7 +98,7 @@ class LocalPool(Pool):
         if self._closed:
             raise RuntimeError("this LocalPool is closed; create a new one")
         if self._broken is not None:
-            raise PoolBroken(_start_failure(self._broken))
+            raise PoolBroken(start_failure(self._broken))
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         # Each task's own limit (a sweep's run carries one in its RunSpec), read by the dispatcher when it starts.
         future.gmat_limit = task_limit(self.timeout, args)  # type: ignore[attr-defined]
@@ -356,7 +209,7 @@ class LocalPool(Pool):
                 running = [future for w in self._workers for future, _ in w.tasks]
                 queued = [future for future, _ in self._queue]
                 self._queue.clear()
-            error = PoolBroken(_start_failure(exc))
+            error = PoolBroken(start_failure(exc))
             for future in running + queued:
                 if not future.done():
                     future.set_exception(error)
@@ -396,7 +249,7 @@ class LocalPool(Pool):
                 # An idle worker first, then a new process, and only then a busy worker's next task.
                 worker = next((w for w in self._workers if w.ready and not w.tasks), None)
                 if worker is None and len(self._workers) < self._n:
-                    self._workers.append(_Worker(self._ctx, self._tmp))
+                    self._workers.append(WorkerProcess(self._ctx, self._tmp))
                     continue
                 worker = worker or next((w for w in self._workers if w.can_take(task)), None)
                 if worker is None:
@@ -437,17 +290,17 @@ class LocalPool(Pool):
                     try:
                         self._received(worker, worker.conn.recv_bytes(), finished, now)
                     except (EOFError, OSError):
-                        self._replace(worker, self._death(worker), finished, now)
+                        self._replace(worker, worker.death(), finished, now)
                 elif worker.process.sentinel in ready or not worker.process.is_alive():
-                    self._replace(worker, self._death(worker), finished, now)
+                    self._replace(worker, worker.death(), finished, now)
                 elif worker.deadline is not None and now >= worker.deadline:
                     # A result that arrived since the wait wins over the deadline (which then moves on).
                     if not self._drain(worker, finished, now):
                         self._replace(worker, f"timed out after {worker.limit:g} s; the worker process was killed",
                                       finished, now, timed_out=True)
 
-    def _received(self, worker: _Worker, message: bytes, finished: _Finished, now: float) -> None:
-        if message == _READY:
+    def _received(self, worker: WorkerProcess, message: bytes, finished: _Finished, now: float) -> None:
+        if message == READY:
             worker.ready = True
             return
         if not worker.tasks:
@@ -459,7 +312,7 @@ class LocalPool(Pool):
         if worker.tasks:
             worker.begin(now)  # the worker went straight on to the task sent ahead
 
-    def _drain(self, worker: _Worker, finished: _Finished, now: float) -> bool:
+    def _drain(self, worker: WorkerProcess, finished: _Finished, now: float) -> bool:
         """Read the messages already in ``worker``'s pipe; whether there were any."""
         got = False
         try:
@@ -470,20 +323,7 @@ class LocalPool(Pool):
             pass
         return got
 
-    @staticmethod
-    def _death(worker: _Worker) -> str:
-        worker.process.join(timeout=5)  # the exit code is known only once the process is reaped
-        code = worker.process.exitcode
-        if code is not None and code < 0:
-            import signal
-
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else "?"
-            how = f"was killed by signal {-code} ({name})"
-        else:
-            how = f"exited ({code})"
-        return f"worker process {worker.process.pid} {how} while running this task"
-
-    def _replace(self, worker: _Worker, reason: str, finished: _Finished, now: float,
+    def _replace(self, worker: WorkerProcess, reason: str, finished: _Finished, now: float,
                  timed_out: bool = False) -> None:
         # Results it sent before it died are still in the pipe: they count, and the task it died on is the next one.
         self._drain(worker, finished, now)
@@ -491,7 +331,7 @@ class LocalPool(Pool):
             # A process that dies before it can take work will not do better the next time: stop respawning.
             self._start_failures += 1
             if self._start_failures >= 3:
-                raise _StartFailed(f"worker processes die while starting ({reason.split(' while ')[0]}); see the "
+                raise StartFailed(f"worker processes die while starting ({reason.split(' while ')[0]}); see the "
                                    "traceback they printed above")
         else:
             self._start_failures = 0
