@@ -135,9 +135,8 @@ def _held(pool: LocalPool, count: int) -> None:
     """Wait until the pool's one worker has been sent ``count`` tasks (the running one and those sent ahead)."""
     deadline = time.time() + 20
     while time.time() < deadline:
-        with pool._lock:
-            if pool._workers and len(pool._workers[0].tasks) == count:
-                return
+        if list(pool.tasks_per_worker().values()) == [count]:
+            return
         time.sleep(0.01)
     raise AssertionError(f"the worker never held {count} tasks")
 
@@ -178,8 +177,7 @@ def test_closing_fails_the_running_task_and_the_one_sent_ahead():
 
 
 def _sent_ahead(pool: LocalPool) -> bool:
-    with pool._lock:
-        return any(len(w.tasks) == 2 for w in pool._workers)
+    return 2 in pool.tasks_per_worker().values()
 
 
 def test_a_task_sent_ahead_is_taken_back_for_a_worker_that_runs_out_of_work(tmp_path):

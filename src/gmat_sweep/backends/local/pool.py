@@ -91,8 +91,18 @@ class LocalPool(Pool):
             return [w.process.pid for w in self._workers if w.process.pid is not None]
 
     def busy_pids(self) -> list[int]:
+        return [pid for pid, held in self.tasks_per_worker().items() if held]
+
+    def tasks_per_worker(self) -> dict[int, int]:
+        """How many tasks each worker process holds now, by pid: the one it runs and any sent ahead (0: idle).
+
+        A snapshot, for reports and tests; it changes as soon as a task finishes or is sent.
+
+        >>> pool.tasks_per_worker()  # a worker running a task with the next one sent ahead, and an idle one
+        {4711: 2, 4712: 0}
+        """
         with self._lock:
-            return [w.process.pid for w in self._workers if w.tasks and w.process.pid]
+            return {w.process.pid: len(w.tasks) for w in self._workers if w.process.pid}
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
         if self._closed:
