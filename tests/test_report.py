@@ -365,12 +365,12 @@ def _epoch_texts() -> st.SearchStrategy[str]:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(_epoch_texts(), st.booleans()), min_size=1, max_size=8), st.booleans())
 def test_gregorian_loop_and_vector_agree(rows: list[tuple[str, bool]], masked: bool) -> None:
-    from gmat_sweep.gmat.report import _parse_gregorian_rows, _parse_gregorian_vector
+    from gmat_sweep.gmat.report import parse_gregorian_rows, parse_gregorian_vector
 
     texts = [text for text, _ in rows]
     keep = [flag for _, flag in rows] if masked else None
-    loop = _parse_gregorian_rows(texts, keep)
-    vector = _parse_gregorian_vector(pa.array(texts, pa.string()), None if keep is None else pa.array(keep))
+    loop = parse_gregorian_rows(texts, keep)
+    vector = parse_gregorian_vector(pa.array(texts, pa.string()), None if keep is None else pa.array(keep))
     assert (loop is None) == (vector is None), (texts, keep, loop, vector)
     if loop is not None:
         assert loop.equals(vector), (texts, loop, vector)
@@ -715,11 +715,11 @@ def test_header_cut_agrees_with_the_general_parser(tmp_path: Path, data: st.Data
     """The one-pass cut for ReportFile output either declines or gives exactly the general parser's cells."""
     kinds, names, rows, _ = data.draw(gmat_tables(data.draw(st.booleans(), label="rich strings")), label="table")
     lines = [line.encode() for line in render(fmt, names, kinds, rows, width, ",", False).splitlines() if line.strip()]
-    fast = report_module._cut_at_header(lines[1:], lines[0], len(names))
+    fast = report_module.cut_at_header(lines[1:], lines[0], len(names))
     if fmt == "fixed_left" and all(cell.strip() and "   " not in cell and cell.isascii() for row in rows for cell in row):
         assert fast is not None  # the common case really takes the fast path
     if fast is not None:
-        _, general = report_module._parse_fixed(lines[1:], lines[0], len(names), True)
+        _, general = report_module.parse_fixed(lines[1:], lines[0], len(names), True)
         assert [c.to_pylist() for c in fast] == [c.to_pylist() for c in general]
 
 
@@ -732,8 +732,8 @@ def test_header_cut_agrees_with_the_general_parser(tmp_path: Path, data: st.Data
 ])
 def test_header_cut_declines_what_it_cannot_prove(row: bytes) -> None:
     header, good = b"Sat.X        Sat.Y", b"1.5          2.5"
-    assert [c.to_pylist() for c in report_module._cut_at_header([good], header, 2)] == [["1.5"], ["2.5"]]
-    assert report_module._cut_at_header([good, row], header, 2) is None
+    assert [c.to_pylist() for c in report_module.cut_at_header([good], header, 2)] == [["1.5"], ["2.5"]]
+    assert report_module.cut_at_header([good, row], header, 2) is None
 
 
 # --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ COLLECT_REPORT = "GmatSweepCollect"
 _PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$")
 _INCLUDE = re.compile(r"""^(\s*#Include\s+)(['"])(.+?)\2(.*)$""", re.IGNORECASE)
 _BEGIN = re.compile(r"^\s*BeginMissionSequence\b")
-_CREATE = re.compile(r"^\s*Create\s+(\w+)\s+(.*?);?\s*(%.*)?$")
+CREATE_LINE = re.compile(r"^\s*Create\s+(\w+)\s+(.*?);?\s*(%.*)?$")
 _ARRAY_DIMS = re.compile(r"(\w+)\s*\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\]")
 _LINE_REF = re.compile(r'"\s*(\d+): |(?<=occurred on )line (\d+)(?= of file)')
 
@@ -101,7 +101,7 @@ def created_arrays(source: ScriptSource) -> dict[str, tuple[int, int]]:
     arrays: dict[str, tuple[int, int]] = {}
     for text in [source.text, *source.includes.values()]:
         for line in text.splitlines():
-            match = _CREATE.match(line)
+            match = CREATE_LINE.match(line)
             if match and match.group(1) == "Array":
                 for name, rows, cols in _ARRAY_DIMS.findall(match.group(2)):
                     arrays[name] = (int(rows), int(cols or 1))

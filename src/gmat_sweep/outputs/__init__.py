@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..gmat.report import write_parquet
-from ..gmat.script import _CREATE
+from ..gmat.script import CREATE_LINE
 from ..records import RunOutcome, RunSpec, ScriptSource
 from . import ephemeris, events, hooks, solver
 
@@ -39,7 +39,7 @@ def ephemeris_names(texts: Sequence[str]) -> list[str]:
     names: list[str] = []
     for text in texts:
         for line in text.splitlines():
-            match = _CREATE.match(line)
+            match = CREATE_LINE.match(line)
             if match and match.group(1) == "EphemerisFile":
                 names += [n.strip() for n in match.group(2).split(",") if n.strip()]
     return names

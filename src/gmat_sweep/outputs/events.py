@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
-from ..gmat.script import _CREATE
+from ..gmat.script import CREATE_LINE
 
 LOCATOR_TYPES = {"ContactLocator": "EventLocator", "EclipseLocator": "EventLocator"}
 _EPOCH = r"(\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}\.\d+)"
@@ -34,7 +34,7 @@ def locators(texts: Sequence[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for text in texts:
         for line in text.splitlines():
-            match = _CREATE.match(line)
+            match = CREATE_LINE.match(line)
             if match and match.group(1) in LOCATOR_TYPES:
                 for name in match.group(2).split(","):
                     if name.strip():

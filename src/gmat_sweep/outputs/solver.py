@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ..gmat.script import _CREATE  # the one parser of Create lines
+from ..gmat.script import CREATE_LINE  # the one parser of Create lines
 
 _GOAL = re.compile(r"^\s*(\S+)\s+Desired:\s*(\S+)\s+Achieved:\s*(\S+)")
 _TOLERANCE = re.compile(r"^\s*Tolerance:\s*(\S+)")
@@ -54,7 +54,7 @@ def solvers(texts: Sequence[str]) -> list[str]:
     names: list[str] = []
     for text in texts:
         for line in text.splitlines():
-            match = _CREATE.match(line)
+            match = CREATE_LINE.match(line)
             if match and match.group(1) in SOLVER_TYPES:
                 names += [n.strip() for n in match.group(2).split(",") if n.strip()]
     return names

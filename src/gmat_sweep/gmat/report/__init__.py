@@ -52,10 +52,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ...atomic import write_bytes
-from .columns import EPOCH_FORMAT_KEY, GMAT_MJD_EPOCH, TIME_SCALE_KEY, _dedupe, _epoch_field, _epoch_kind, _type_column
-from .columns import _parse_gregorian_rows, _parse_gregorian_vector  # noqa: F401 - tests compare the two parsers
-from .layout import (_cut_at_header, _looks_like_header, _NotTabular, _parse_delimited, _parse_fixed, _parse_tokens,
-                     _resolve_delimiter, _split_header)
+from .columns import EPOCH_FORMAT_KEY, GMAT_MJD_EPOCH, TIME_SCALE_KEY, dedupe, epoch_field, epoch_kind, type_column
+from .columns import parse_gregorian_rows, parse_gregorian_vector  # noqa: F401 - tests compare the two parsers
+from .layout import (cut_at_header, looks_like_header, NotTabular, parse_delimited, parse_fixed, parse_tokens,
+                     resolve_delimiter, split_header)
 
 __all__ = [
     "COMPRESS_ROWS",
@@ -144,7 +144,7 @@ def parse_report(
         return _empty_table(names_hint or [], layout="empty")
 
     first = lines_b[0].decode("utf-8", "replace")
-    has_header = header if header is not None else _looks_like_header(first, names_hint)
+    has_header = header if header is not None else looks_like_header(first, names_hint)
 
     if has_header:
         # The Report command writes its header once per command; a file fed
@@ -158,30 +158,30 @@ def parse_report(
     # The rows as text only where a path needs them: the fixed-width parsers work on the bytes.
     body = _decode(body_b) if fixed_width is not True or not has_header else []
 
-    delim = _resolve_delimiter(first if has_header else None, body, fixed_width, delimiter)
-    names: list[str] | None = _split_header(first, delim) if has_header else names_hint
+    delim = resolve_delimiter(first if has_header else None, body, fixed_width, delimiter)
+    names: list[str] | None = split_header(first, delim) if has_header else names_hint
     n = len(names) if names is not None else None
 
     try:
         if delim is not None:
             layout = "delimited"
             try:
-                cells = _parse_delimited(body, delim, n)
-            except _NotTabular:
+                cells = parse_delimited(body, delim, n)
+            except NotTabular:
                 if delim != " ":
                     raise
-                layout, cells = "whitespace", _parse_tokens(body, n)
+                layout, cells = "whitespace", parse_tokens(body, n)
         elif has_header:
             assert names is not None
-            fast = None if left_justify is False else _cut_at_header(body_b, lines_b[0], len(names))
+            fast = None if left_justify is False else cut_at_header(body_b, lines_b[0], len(names))
             if fast is not None:
                 layout, cells = "fixed_width_left", fast
             else:
-                left, cells = _parse_fixed(body_b, lines_b[0], len(names), left_justify)
+                left, cells = parse_fixed(body_b, lines_b[0], len(names), left_justify)
                 layout = "fixed_width_left" if left else "fixed_width_right"
         else:
-            layout, cells = "whitespace", _parse_tokens(body, n)
-    except _NotTabular:
+            layout, cells = "whitespace", parse_tokens(body, n)
+    except NotTabular:
         return _text_table(_decode(lines_b))
 
     if names is None:
@@ -229,10 +229,10 @@ def _schema_metadata(tabular: bool, layout: str) -> dict[bytes, bytes]:
 
 
 def _build_table(names: list[str], cells: list[pa.Array], layout: str) -> pa.Table:
-    unique = _dedupe(names)
+    unique = dedupe(names)
     fields, arrays = [], []
     for original, name, col in zip(names, unique, cells, strict=True):
-        field, array = _type_column(original, name, col)
+        field, array = type_column(original, name, col)
         fields.append(field)
         arrays.append(array)
     schema = pa.schema(fields, metadata=_schema_metadata(True, layout))
@@ -242,9 +242,9 @@ def _build_table(names: list[str], cells: list[pa.Array], layout: str) -> pa.Tab
 def _empty_table(names: list[str], *, layout: str) -> pa.Table:
     """Zero rows, columns typed by name alone: epochs by suffix, the rest float64."""
     fields = []
-    for original, name in zip(names, _dedupe(names), strict=True):
-        kind = _epoch_kind(original)
-        fields.append(_epoch_field(name, *kind) if kind else pa.field(name, pa.float64()))
+    for original, name in zip(names, dedupe(names), strict=True):
+        kind = epoch_kind(original)
+        fields.append(epoch_field(name, *kind) if kind else pa.field(name, pa.float64()))
     return pa.schema(fields, metadata=_schema_metadata(True, layout)).empty_table()
 
 

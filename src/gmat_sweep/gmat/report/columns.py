@@ -42,7 +42,7 @@ _GREG_PLACES = np.array([[10 ** (len(field) - 1 - field.index(p)) if p in field 
 # typing
 
 
-def _epoch_kind(name: str) -> tuple[str, str] | None:
+def epoch_kind(name: str) -> tuple[str, str] | None:
     """``("Gregorian" | "ModJulian", time_scale)`` for an epoch-named column."""
     for fmt in ("Gregorian", "ModJulian"):
         if name.endswith(fmt):
@@ -50,7 +50,7 @@ def _epoch_kind(name: str) -> tuple[str, str] | None:
     return None
 
 
-def _epoch_field(name: str, fmt: str, scale: str) -> pa.Field:
+def epoch_field(name: str, fmt: str, scale: str) -> pa.Field:
     unit = "ms" if fmt == "Gregorian" else "us"
     meta = {EPOCH_FORMAT_KEY: fmt.encode()}
     if scale:
@@ -58,7 +58,7 @@ def _epoch_field(name: str, fmt: str, scale: str) -> pa.Field:
     return pa.field(name, pa.timestamp(unit), metadata=meta)
 
 
-def _dedupe(names: list[str]) -> list[str]:
+def dedupe(names: list[str]) -> list[str]:
     """Make names unique the way pandas does: ``x``, ``x.1``, ``x.2``..."""
     used: set[str] = set()
     seen: dict[str, int] = {}
@@ -76,8 +76,8 @@ def _dedupe(names: list[str]) -> list[str]:
     return out
 
 
-def _type_column(original: str, name: str, cells: pa.Array) -> tuple[pa.Field, pa.Array]:
-    kind = _epoch_kind(original)
+def type_column(original: str, name: str, cells: pa.Array) -> tuple[pa.Field, pa.Array]:
+    kind = epoch_kind(original)
     if kind is None:
         # Most columns are numbers in every row: one cast settles them (an empty cell makes it fail).
         try:
@@ -89,11 +89,11 @@ def _type_column(original: str, name: str, cells: pa.Array) -> tuple[pa.Field, p
         # this parse and is then handled there).
         stamps = _parse_gregorian(cells)
         if stamps is not None:
-            return _epoch_field(name, *kind), stamps
+            return epoch_field(name, *kind), stamps
     nonempty = pc.not_equal(cells, "")
     if not pc.any(nonempty).as_py():
         if kind is not None:
-            field = _epoch_field(name, *kind)
+            field = epoch_field(name, *kind)
             return field, pa.nulls(len(cells), field.type)
         return pa.field(name, pa.string()), cells
     if kind is not None:
@@ -104,7 +104,7 @@ def _type_column(original: str, name: str, cells: pa.Array) -> tuple[pa.Field, p
             numbers = _parse_floats(cells, nonempty)
             stamps = None if numbers is None else _modjulian_to_timestamp(numbers)
         if stamps is not None:
-            return _epoch_field(name, fmt, scale), stamps
+            return epoch_field(name, fmt, scale), stamps
     numbers = _parse_floats(cells, nonempty)
     if numbers is not None:
         return pa.field(name, pa.float64()), numbers
@@ -144,11 +144,11 @@ def _parse_gregorian(cells: pa.Array, nonempty: pa.Array | None = None) -> pa.Ar
     right after a GMAT run, when the CPU caches hold none of numpy's code.
     """
     if len(cells) < _GREG_VECTOR_ROWS:
-        return _parse_gregorian_rows(cells.to_pylist(), None if nonempty is None else nonempty.to_pylist())
-    return _parse_gregorian_vector(cells, nonempty)
+        return parse_gregorian_rows(cells.to_pylist(), None if nonempty is None else nonempty.to_pylist())
+    return parse_gregorian_vector(cells, nonempty)
 
 
-def _parse_gregorian_rows(texts: list[str], keep: list[bool] | None) -> pa.Array | None:
+def parse_gregorian_rows(texts: list[str], keep: list[bool] | None) -> pa.Array | None:
     kept = texts if keep is None else [text for text, k in zip(texts, keep, strict=True) if k]
     # One regex pass over the joined cells checks that each is exactly GMAT's layout (each is 24 characters long,
     # so none can shift against the pattern); the fields are then at fixed offsets.
@@ -186,7 +186,7 @@ def _civil_days(year: int, month: int, day: int) -> int | None:
     return era * 146097 + day_of_era - 719468
 
 
-def _parse_gregorian_vector(cells: pa.Array, nonempty: pa.Array | None = None) -> pa.Array | None:
+def parse_gregorian_vector(cells: pa.Array, nonempty: pa.Array | None = None) -> pa.Array | None:
     texts = cells.to_pylist()
     mask = None
     if nonempty is not None and nonempty.false_count:

@@ -35,7 +35,7 @@ _GUTTER = 3  # GMAT pads every header-mode cell with at least 3 spaces
 _BLANK = 32  # bytes <= space count as blank in the fixed-width grid
 
 
-class _NotTabular(Exception):
+class NotTabular(Exception):
     """Raised internally when a parsing method cannot reconcile the rows."""
 
 
@@ -52,7 +52,7 @@ def _is_float(token: str) -> bool:
     return True
 
 
-def _looks_like_header(line: str, names_hint: list[str] | None) -> bool:
+def looks_like_header(line: str, names_hint: list[str] | None) -> bool:
     """Guess whether the first line is a header: names, never numbers or epochs.
 
     A row made only of non-numeric strings is indistinguishable from a header;
@@ -71,7 +71,7 @@ def _looks_like_header(line: str, names_hint: list[str] | None) -> bool:
     return bool(tokens) and not any(_is_float(t) for t in tokens)
 
 
-def _resolve_delimiter(
+def resolve_delimiter(
     header_line: str | None,
     body: list[str],
     fixed_width: bool | None,
@@ -90,7 +90,7 @@ def _resolve_delimiter(
         return None
     header_names = None
     if header_line is not None:
-        header_names = _split_header(header_line, None)
+        header_names = split_header(header_line, None)
     if fixed_width is False:
         if delimiter:
             return delimiter
@@ -177,7 +177,7 @@ def _split_outside_parens(text: str, delim: str) -> list[str]:
     return parts
 
 
-def _split_header(line: str, delim: str | None) -> list[str]:
+def split_header(line: str, delim: str | None) -> list[str]:
     """Header names: delimited if the header has no spaces, else whitespace separated.
 
     GMAT parameter names never contain spaces, and a padded header (written
@@ -202,13 +202,13 @@ def _restore_epochs(cols: list[pa.Array]) -> list[pa.Array]:
     return [pc.replace_substring(col, "\x00", " ") for col in cols]
 
 
-def _parse_tokens(lines: list[str], n: int | None) -> list[pa.Array]:
+def parse_tokens(lines: list[str], n: int | None) -> list[pa.Array]:
     """Whitespace tokens with Gregorian epochs kept whole; every row must agree."""
     rows = [line.split() for line in _protect_epochs(lines, _GREG_ISOLATE)]
     return _restore_epochs(_columns_from_rows(rows, n))
 
 
-def _parse_delimited(lines: list[str], delim: str, n: int | None) -> list[pa.Array]:
+def parse_delimited(lines: list[str], delim: str, n: int | None) -> list[pa.Array]:
     if delim == " ":
         rows = [line.split(" ") for line in _protect_epochs(lines, _GREG_PROTECT)]
         return _restore_epochs(_columns_from_rows(rows, n))
@@ -220,15 +220,15 @@ def _columns_from_rows(rows: list[list[str]], n: int | None) -> list[pa.Array]:
         return [pa.array([], pa.string()) for _ in range(n or 0)]
     widths = {len(row) for row in rows}
     if len(widths) != 1:
-        raise _NotTabular(f"rows have {sorted(widths)} fields")
+        raise NotTabular(f"rows have {sorted(widths)} fields")
     width = widths.pop()
     if n is not None and width != n:
-        raise _NotTabular(f"rows have {width} fields, expected {n}")
+        raise NotTabular(f"rows have {width} fields, expected {n}")
     return [pc.utf8_trim_whitespace(pa.array(col, pa.string())) for col in zip(*rows)]
 
 
-def _cut_at_header(body: list[bytes], header: bytes, n: int) -> list[pa.Array] | None:
-    """The ReportFile resource's own layout in one pass, or ``None`` to leave the file to :func:`_parse_fixed`.
+def cut_at_header(body: list[bytes], header: bytes, n: int) -> list[pa.Array] | None:
+    """The ReportFile resource's own layout in one pass, or ``None`` to leave the file to :func:`parse_fixed`.
 
     A left-justified ReportFile puts every value exactly where its header name starts, after GMAT's 3-space
     gutter. When every cell of every row is like that (printable ASCII, not empty, no gap inside) the cuts are
@@ -251,7 +251,7 @@ def _cut_at_header(body: list[bytes], header: bytes, n: int) -> list[pa.Array] |
     return columns
 
 
-def _parse_fixed(
+def parse_fixed(
     body: list[bytes], header: bytes, n: int, left_justify: bool | None
 ) -> tuple[bool, list[pa.Array]]:
     """Cut fixed-width rows at column positions found from the header and the data.
@@ -262,7 +262,7 @@ def _parse_fixed(
     """
     spans = [(m.start(), m.end()) for m in _HEADER_TOKEN.finditer(header)]
     if len(spans) != n:
-        raise _NotTabular("header tokens do not match the column names")
+        raise NotTabular("header tokens do not match the column names")
     if not body:
         return left_justify is not False, [pa.array([], pa.string()) for _ in range(n)]
 
@@ -313,7 +313,7 @@ def _parse_fixed(
     for i in range(n):
         lo, hi = bounds[i], bounds[i + 1]
         if hi <= lo:
-            raise _NotTabular("column positions collapsed")
+            raise NotTabular("column positions collapsed")
         if i > 0:
             bad |= filled[:, lo - 1] & filled[:, lo]  # a token straddles the cut
         nonempty = counts[:, hi] > counts[:, lo]
@@ -340,10 +340,10 @@ def _parse_fixed(
         for r in np.flatnonzero(bad):
             tokens = list(_TOKEN_BYTES.finditer(body[r]))
             if len(tokens) != n:
-                raise _NotTabular(f"data row {r} does not fit the header columns")
+                raise NotTabular(f"data row {r} does not fit the header columns")
             for i, token in enumerate(tokens):
                 if token.start() >= bounds[i + 1] or token.end() <= bounds[i]:
-                    raise _NotTabular(f"data row {r}: a value is outside its column")
+                    raise NotTabular(f"data row {r}: a value is outside its column")
                 patched[i][r] = token.group().decode("utf-8", "replace")
         cols = [pa.array(col, pa.string()) for col in patched]
     return left, cols
