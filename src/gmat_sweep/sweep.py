@@ -18,20 +18,19 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import pandas as pd
-
-from . import results, timeouts
+from . import timeouts
 from .versions import package_versions
 from .backends import default_pool
 from .backends.base import Pool, PoolBroken, RunTimedOut, WorkerLost
 from .design import Design, make_design, to_json
-from .gmat.script import ScriptError, check_path, load_script
+from .gmat.script import check_path, load_script
 from .outputs import events, script_texts, unconverged
 from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestWriter, manifest_path, read_manifest
 from .records import FAILED, LOST, OK, TIMEOUT, RunOutcome, RunSpec, ScriptSource
+from .sweep_open import SweepError, SweepOpening
 from .sweep_outputs import SweepOutputs
 from .timeouts import Timeout
-from .layout import RUNS, SCRIPT, copy_script_tree, run_dir, write_run_files, writable_problem
+from .layout import RUNS, SCRIPT, copy_script_tree, run_dir, write_run_files
 from .worker import preflight
 
 #: How many values of one parameter the preflight loads in GMAT before the sweep starts: all of them up to this
@@ -42,11 +41,7 @@ PREFLIGHT_LIMIT = 16
 GROUPED_FSYNC_SECONDS = 1.0
 
 
-class SweepError(ValueError):
-    """The sweep cannot start or continue as asked; the message says what to do. Nothing finished is lost."""
-
-
-class Sweep(SweepOutputs):
+class Sweep(SweepOpening, SweepOutputs):
     """A sweep of one script over a design, stored under ``out``.
 
     >>> s = Sweep("leo.script", grid={"Sat.SMA": [7000, 7100]}, out="sweeps/sma").run()
@@ -84,39 +79,6 @@ class Sweep(SweepOutputs):
             weakref.finalize(self, self._tmp.cleanup)
         self.out = os.path.abspath(os.fspath(out))
         self._manifest: Manifest | None = None
-
-    # ------------------------------------------------------------------------------ construction
-
-    @classmethod
-    def from_manifest(cls, path: str | os.PathLike[str]) -> Sweep:
-        """Reopen a sweep from its out directory (or its manifest.jsonl) to resume it or read its results."""
-        from . import archive
-
-        bundle = archive.unpack(path) if archive.is_bundle(path) else None
-        manifest = read_manifest(bundle[0] if bundle else path)
-        header = manifest.header
-        out = os.path.dirname(manifest.path)
-        script = header["script"]["path"]
-        saved = os.path.join(out, "script", os.path.basename(script))
-        source = None
-        if not (bundle or os.path.exists(os.path.join(out, archive.SUMS))):  # a bundle holds the script as run
-            try:
-                source = load_script(script)
-            except ScriptError:
-                pass
-        source = source or archive.saved_source(out, header)
-        if source is None:
-            raise SweepError(f"the sweep's script {script} is gone and no copy is saved under {saved}; "
-                             "restore the script to resume")
-        sweep = cls(script, out=out, collect=header.get("collect", []), engine=header.get("engine_choice"),
-                    timeout=header.get("timeout"), fsync_every=header.get("fsync_every", 1),
-                    require_converged=header.get("require_converged", False),
-                    postprocess=header.get("postprocess"), _design=Design.from_dict(header["design"]), _source=source)
-        sweep._manifest = manifest
-        if bundle:  # the unpacked copy lives as long as the Sweep (and the DataFrames that hold it)
-            sweep._tmp = bundle[1]
-            weakref.finalize(sweep, bundle[1].cleanup)
-        return sweep
 
     # ------------------------------------------------------------------------------ running
 
@@ -182,62 +144,6 @@ class Sweep(SweepOutputs):
         accepts another postprocess hook or GMAT engine, see :meth:`run`).
         """
         return self.run(backend, progress=progress, allow_changed_script=allow_changed_script, _resume=True)
-
-    def _open_out(self, accept_changes: bool, resume: bool) -> dict[int, dict[str, Any]]:
-        path = manifest_path(self.out)
-        if os.path.exists(path):
-            manifest = read_manifest(path)
-            self._check_same_sweep(manifest, accept_changes, resume)
-            self._manifest = manifest
-            return manifest.entries
-        if resume:
-            raise SweepError(f"nothing to resume: {self.out} has no manifest.jsonl")
-        # A sweep killed before its manifest header was written leaves only its own skeleton: reuse it.
-        if os.path.isdir(self.out) and set(os.listdir(self.out)) - {RUNS, SCRIPT}:
-            raise SweepError(f"out={self.out} is not empty and holds no gmat-sweep manifest; refusing to mix a sweep "
-                             "into it. Give a new or empty folder.")
-        problem = writable_problem(os.path.join(self.out, RUNS))
-        if problem:
-            raise SweepError(f"out={self.out} is not writable ({problem}); choose a folder you can write to")
-        return {}
-
-    def _check_same_sweep(self, manifest: Manifest, accept_changes: bool, resume: bool) -> None:
-        header = manifest.header
-        theirs = header.get("design")
-        differs = self.design.difference(theirs) or (header.get("collect", []) != self.collect and "collect")
-        if differs:
-            hint = " (add runs with: gmat-sweep extend OUT --n M)" if differs.startswith("n ") else ""
-            raise SweepError(
-                f"out={self.out} holds a different sweep ({len(Design.from_dict(theirs))} runs of "
-                f"{header['script']['path']}; it differs in {differs}){hint}; refusing to overwrite it. Give a new "
-                f"out= folder, or continue that sweep with: gmat-sweep resume {self.out}")
-        if header.get("postprocess") != self.postprocess and not accept_changes:
-            raise SweepError(f"this sweep's runs were postprocessed by {header.get('postprocess')!r}, not "
-                             f"{self.postprocess!r}; keep the same postprocess=, or accept the change with "
-                             "allow_changed_script=True (CLI: --allow-changed-script)")
-        if header["script"]["sha256"] != self.source.sha256:
-            if header["script"]["path"] != self.source.path and not resume:
-                raise SweepError(f"out={self.out} holds a sweep of another script ({header['script']['path']}); "
-                                 "give a new out= folder")
-            if not accept_changes:
-                raise SweepError(
-                    f"the script {self.source.path} (or a file it includes) changed since this sweep started, so "
-                    "new runs would not match the finished ones. Restore it, start a new sweep in a new out= "
-                    "folder, or accept the change with allow_changed_script=True (CLI: --allow-changed-script).")
-
-    def _check_same_engine(self, fingerprint: dict[str, Any], accept_changes: bool) -> None:
-        """Results are a function of the engine too: a resumed sweep must run on the engine that began it."""
-        if self._manifest is None or accept_changes:
-            return
-        theirs = self._manifest.header.get("engine") or {}
-        keys = ("engine", "gmat_version", "gmatpy")
-        changed = [f"{k} {theirs.get(k)!r} -> {fingerprint.get(k)!r}"
-                   for k in keys if theirs.get(k) != fingerprint.get(k)]
-        if changed:
-            raise SweepError(
-                f"this sweep's finished runs came from another GMAT engine ({'; '.join(changed)}), so new runs would "
-                "not match them. Use the same engine (GMAT_ROOT / engine=, the same gmatpy), start a new sweep in a "
-                "new out= folder, or accept the change with allow_changed_script=True (CLI: --allow-changed-script).")
 
     def _preflight(self, pool: Pool) -> dict[str, Any]:
         """Load the script with the design's values in GMAT before any run, spread over the pool's workers.
@@ -348,45 +254,6 @@ class Sweep(SweepOutputs):
     def _report(self, message: str) -> None:
         print(message, file=sys.stderr)
 
-    # ------------------------------------------------------------------------------ reading
-
-    @property
-    def manifest(self) -> Manifest:
-        if self._manifest is None:
-            self._manifest = read_manifest(self.out)
-        return self._manifest
-
-    def refresh(self) -> Sweep:
-        """Re-read the manifest (another process may be running or resuming this sweep)."""
-        self._manifest = read_manifest(self.out)
-        return self
-
-    @property
-    def reports(self) -> list[str]:
-        """The ReportFile names the runs produced; ``results(report=name)`` gives each one's table."""
-        return results.report_names(self.manifest.entries)
-
-    def results(self, report: str | None = None, columns: Sequence[str] | None = None,
-                runs: Sequence[int] | None = None) -> pd.DataFrame:
-        """Every run's rows of ``report`` (default: the script's first ReportFile), indexed by (run_id, time);
-        ``columns`` / ``runs`` read only those report columns / run ids."""
-        frame = results.results(self.out, self.design, self.manifest.entries, report, columns=columns, runs=runs)
-        frame.attrs["sweep"] = _Handle(self)
-        return frame
-
-    def summary(self) -> pd.DataFrame:
-        """One row per run: parameters, status, start/end/duration, host, collected values, error."""
-        return results.summary(self.design, self.manifest.entries, self.collect)
-
-    def failed(self) -> pd.DataFrame:
-        """The summary rows of runs that failed, with GMAT's error."""
-        frame = self.summary()
-        return frame[frame["status"] == FAILED]
-
-    def counts(self) -> dict[str, int]:
-        status = results.run_table(self.design, self.manifest.entries)["status"]
-        return {key: int((status == key).sum()) for key in (OK, FAILED, results.MISSING)}
-
     def __len__(self) -> int:
         return len(self.design)
 
@@ -403,22 +270,6 @@ class Sweep(SweepOutputs):
         from .archive import archive
 
         return archive(self, path, logs=logs)
-
-
-class _Handle:
-    """Keeps a Sweep (and its temporary folder) alive from ``DataFrame.attrs`` without being deep-copied."""
-
-    def __init__(self, sweep: Sweep) -> None:
-        self.sweep = sweep
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Handle:
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sweep, name)
-
-    def __repr__(self) -> str:
-        return repr(self.sweep)
 
 
 def _preflight_rows(design: Design, limit: int) -> list[dict[str, Any]]:

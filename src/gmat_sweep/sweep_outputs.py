@@ -1,26 +1,70 @@
-"""The reading side of a Sweep for everything besides ReportFiles: ephemerides, solver iterations, events, and the
-lazy ``dataset()`` view. A mixin so ``sweep.py`` stays about running; every method reads Parquet only."""
+"""The reading side of a Sweep: its manifest, the ReportFiles' tables, the summary and failures, ephemerides, solver
+iterations, events, and the lazy ``dataset()`` view. A mixin so ``sweep.py`` stays about running; every method
+reads the manifest and Parquet only."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from . import outputs, reading
+from . import outputs, reading, results
+from .manifest import Manifest, read_manifest
 from .outputs import ephemeris as _ephemeris
+from .records import FAILED, OK
+
+if TYPE_CHECKING:
+    from .sweep import Sweep
 
 
 class SweepOutputs:
-    """Methods of :class:`~gmat_sweep.Sweep` that read its runs' ephemerides, solver reports and event reports."""
+    """Methods of :class:`~gmat_sweep.Sweep` that read its manifest and its runs' outputs."""
 
     out: str
     design: Any
     source: Any
-    manifest: Any
+    collect: list[str]
+    _manifest: Manifest | None
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = read_manifest(self.out)
+        return self._manifest
+
+    def refresh(self) -> Sweep:
+        """Re-read the manifest (another process may be running or resuming this sweep)."""
+        self._manifest = read_manifest(self.out)
+        return self
+
+    @property
+    def reports(self) -> list[str]:
+        """The ReportFile names the runs produced; ``results(report=name)`` gives each one's table."""
+        return results.report_names(self.manifest.entries)
+
+    def results(self, report: str | None = None, columns: Sequence[str] | None = None,
+                runs: Sequence[int] | None = None) -> pd.DataFrame:
+        """Every run's rows of ``report`` (default: the script's first ReportFile), indexed by (run_id, time);
+        ``columns`` / ``runs`` read only those report columns / run ids."""
+        frame = results.results(self.out, self.design, self.manifest.entries, report, columns=columns, runs=runs)
+        frame.attrs["sweep"] = _Handle(self)
+        return frame
+
+    def summary(self) -> pd.DataFrame:
+        """One row per run: parameters, status, start/end/duration, host, collected values, error."""
+        return results.summary(self.design, self.manifest.entries, self.collect)
+
+    def failed(self) -> pd.DataFrame:
+        """The summary rows of runs that failed, with GMAT's error."""
+        frame = self.summary()
+        return frame[frame["status"] == FAILED]
+
+    def counts(self) -> dict[str, int]:
+        status = results.run_table(self.design, self.manifest.entries)["status"]
+        return {key: int((status == key).sum()) for key in (OK, FAILED, results.MISSING)}
 
     def ephemerides(self, name: str | None = None) -> pd.DataFrame:
         """The ``(run_id, time)`` table of one EphemerisFile (default: the script's first): parameters, then
@@ -100,3 +144,19 @@ class SweepOutputs:
         from .compact import compact
 
         return compact(self.out, self.design, self.manifest.entries)
+
+
+class _Handle:
+    """Keeps a Sweep (and its temporary folder) alive from ``DataFrame.attrs`` without being deep-copied."""
+
+    def __init__(self, sweep: Sweep) -> None:
+        self.sweep = sweep
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Handle:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sweep, name)
+
+    def __repr__(self) -> str:
+        return repr(self.sweep)
