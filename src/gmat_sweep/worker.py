@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import outputs
@@ -30,13 +31,27 @@ from .records import ERROR, FAILED, OK, RunOutcome, RunSpec, ScriptSource
 LOG_NAME = "gmat.log"
 COLLECT_FILE = "collect.txt"
 
-# GMAT is process-global: one mission at a time per process, whatever threads the host (Dask) runs.
-engine_lock = threading.Lock()
-_scratch: str | None = None
-_process_log: str | None = None  # the file GMAT is logging to, once this module pointed it there
 PROCESS_LOG_LIMIT = 16 * 2**20
-_includes: dict[str, dict[str, str]] = {}
-_field_collects: dict[str, list[str]] = {}
+_UNSET = object()
+
+
+@dataclass
+class _Process:
+    """All a worker process keeps from one run to the next, for the process's whole life: GMAT's engine is one per
+    process, so the lock around it, the scratch folder runs' scripts are written to, GMAT's log file and the caches
+    that spare every run some work are per process too. ``reset_scratch`` forgets the folder and what is in it.
+    (The comment-free kernel copies are cached by ``gmat/kernels.py``, by kernel content.)"""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one mission at a time, whatever threads run
+    scratch: str | None = None  # made on first use, removed when the process exits
+    log: str | None = None  # the file GMAT is logging to, once this module pointed it there
+    tmpdir_before: Any = _UNSET  # TMPDIR before a run first pointed it into the scratch folder
+    includes: dict[str, dict[str, str]] = field(default_factory=dict)  # sha256 + folder -> written include files
+    field_collects: dict[str, list[str]] = field(default_factory=dict)  # collect names GMAT cannot Report
+
+
+_process = _Process()
+engine_lock = _process.lock  # its public name: backends take it around anything else that uses the engine
 
 
 def run_one(spec: RunSpec) -> RunOutcome:
@@ -190,7 +205,7 @@ def _load_with_collect(api: Any, spec: RunSpec, log: _RunLog,
     Collect names GMAT cannot ``Report`` (object fields such as ``Sat.Id``) are read from the runtime object
     instead; which ones they are is learnt on the first load and remembered."""
     key = spec.script.sha256 + "\0" + "\0".join(spec.collect)
-    fields = _field_collects.get(key, [])
+    fields = _process.field_collects.get(key, [])
     for _ in range(2):
         reported = [c for c in spec.collect if c not in fields]
         prepared, as_run = _write_as_run(spec.script, spec.overrides, reported, _process_scratch(),
@@ -198,7 +213,7 @@ def _load_with_collect(api: Any, spec: RunSpec, log: _RunLog,
         log.expected = True  # GMAT logs every LoadScript
         with _working_directory(spec.script.directory):
             if _load(api, as_run):
-                _field_collects[key] = fields
+                _process.field_collects[key] = fields
                 _check_fields(api, fields)
                 return True, prepared, as_run, fields
         found = _unreportable(log.text(), reported)
@@ -234,15 +249,10 @@ def _prepare_out_dir(out_dir: str) -> str | None:
 
 def _process_scratch() -> str:
     """A private folder for the script text a run executes; it lives as long as the process."""
-    global _scratch
-    if _scratch is None or not os.path.isdir(_scratch):
-        _scratch = tempfile.mkdtemp(prefix=f"gmat-sweep-{os.getpid()}-")
-        atexit.register(shutil.rmtree, _scratch, True)
-    return _scratch
-
-
-_UNSET = object()
-_tmpdir_before: Any = _UNSET
+    if _process.scratch is None or not os.path.isdir(_process.scratch):
+        _process.scratch = tempfile.mkdtemp(prefix=f"gmat-sweep-{os.getpid()}-")
+        atexit.register(shutil.rmtree, _process.scratch, True)
+    return _process.scratch
 
 
 def _private_gmat_temp() -> None:
@@ -251,23 +261,22 @@ def _private_gmat_temp() -> None:
     GMAT writes some outputs (STK ephemerides) first to a file in ``$TMPDIR`` named after the output, and reads
     ``TMPDIR`` each time it does: processes that share a ``TMPDIR`` (the workers of one pool, of one Dask
     machine) write over each other's runs. Set before every run, so it holds whatever else changed it."""
-    global _tmpdir_before
     folder = os.path.join(_process_scratch(), "tmp")
     if os.environ.get("TMPDIR") != folder or not os.path.isdir(folder):
-        if _tmpdir_before is _UNSET:
-            _tmpdir_before = os.environ.get("TMPDIR")
+        if _process.tmpdir_before is _UNSET:
+            _process.tmpdir_before = os.environ.get("TMPDIR")
         os.makedirs(folder, exist_ok=True)
         os.environ["TMPDIR"] = folder
 
 
 def _write_as_run(source: ScriptSource, overrides: Mapping[str, Any], collect: Sequence[str], directory: str,
                   collect_file: str | None = None) -> tuple[PreparedScript, str]:
-    include_map = _includes.get(source.sha256 + directory)
+    include_map = _process.includes.get(source.sha256 + directory)
     if include_map is None or not all(os.path.exists(p) for p in include_map.values()):
         include_dir = os.path.join(directory, source.sha256[:16])
         os.makedirs(include_dir, exist_ok=True)
         include_map, _ = materialize(source, include_dir)
-        _includes[source.sha256 + directory] = include_map
+        _process.includes[source.sha256 + directory] = include_map
     prepared = prepare(source, overrides, collect, collect_file or os.path.join(directory, COLLECT_FILE), include_map)
     as_run = os.path.join(directory, "as-run.script")
     _overwrite(as_run, prepared.text.encode("utf-8"))
@@ -310,15 +319,14 @@ class _RunLog:
     """
 
     def __init__(self, api: Any) -> None:
-        global _process_log
         path = os.path.join(_process_scratch(), "gmat-process.log")
         try:
             size = os.path.getsize(path)
         except OSError:
             size = -1
-        if _process_log != path or not 0 <= size <= PROCESS_LOG_LIMIT:
+        if _process.log != path or not 0 <= size <= PROCESS_LOG_LIMIT:
             api.UseLogFile(path)  # GMAT truncates the file
-            _process_log = path
+            _process.log = path
             size = os.path.getsize(path)
         self.path, self.start = path, size
         self.expected = False  # whether GMAT was asked to do anything it logs
@@ -331,12 +339,11 @@ class _RunLog:
 
     def save(self, target: str) -> None:
         """Write this run's messages to ``target``."""
-        global _process_log
         data = self._read()
         if not data and self.expected:
             # GMAT logs every LoadScript: nothing at all means other code in this process pointed GMAT's log
             # elsewhere. Take it back for the next run and say so here.
-            _process_log = None
+            _process.log = None
             data = b"(GMAT's log was pointed elsewhere by other code in this process during this run)\n"
         with open(target, "wb") as handle:
             handle.write(data)
@@ -387,15 +394,14 @@ def _gmat_error(log_text: str, prepared: PreparedScript, as_run: str, original: 
 
 def reset_scratch() -> None:
     """Remove this process's scratch folder (tests and long-lived hosts call it when done)."""
-    global _scratch, _process_log, _tmpdir_before
-    _process_log = None
-    if _tmpdir_before is not _UNSET:
-        if _tmpdir_before is None:
+    _process.log = None
+    if _process.tmpdir_before is not _UNSET:
+        if _process.tmpdir_before is None:
             os.environ.pop("TMPDIR", None)
         else:
-            os.environ["TMPDIR"] = _tmpdir_before
-        _tmpdir_before = _UNSET
-    if _scratch and os.path.isdir(_scratch):
-        shutil.rmtree(_scratch, ignore_errors=True)
-    _scratch = None
-    _includes.clear()
+            os.environ["TMPDIR"] = _process.tmpdir_before
+        _process.tmpdir_before = _UNSET
+    if _process.scratch and os.path.isdir(_process.scratch):
+        shutil.rmtree(_process.scratch, ignore_errors=True)
+    _process.scratch = None
+    _process.includes.clear()
