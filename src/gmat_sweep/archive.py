@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from .atomic import replacing
 from .layout import RUNS, SCRIPT
 from .manifest import MANIFEST_NAME, read_manifest
 from .records import ScriptSource
@@ -56,8 +57,7 @@ def archive(sweep: Any, path: str | os.PathLike[str], logs: bool = True) -> str:
     # Written from the sweep's records, not copied: the README and the files its reproduce command reads.
     made = {README: readme_text(sweep, manifest.header, top, logs).encode(), **design_files(manifest.header)}
     sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in made.items()) + sums
-    temporary = target + ".partial"
-    with zipfile.ZipFile(temporary, "w") as bundle:
+    with replacing(target) as temporary, zipfile.ZipFile(temporary, "w") as bundle:
         _write(bundle, f"{top}/{README}", made.pop(README))
         _write(bundle, f"{top}/{SUMS}", sums.encode())
         for name in sorted(made):
@@ -65,7 +65,6 @@ def archive(sweep: Any, path: str | os.PathLike[str], logs: bool = True) -> str:
         for name in sorted(members):
             with open(os.path.join(out, name), "rb") as handle:
                 _write(bundle, f"{top}/{name}", handle.read())
-    os.replace(temporary, target)
     return target
 
 

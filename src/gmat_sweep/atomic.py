@@ -1,9 +1,12 @@
 """Writing a file so that no reader ever sees half of it: write a temporary file beside it, then rename.
 
 The temporary name is unique to the call (several threads or processes may write the same path at once; the
-last rename wins, whole), and a failed write removes it.
+last rename wins, whole), and a failed write removes it. ``durable=True`` also makes the new content survive a
+power cut once the call returns (the file is fsynced before the rename, its folder after it).
 
 >>> write_bytes("out/runs/0/note.json", b"{}")
+>>> with replacing("out/compact/RF.parquet") as tmp:  # for writers that want a path: Parquet, zip
+...     pq.write_table(table, tmp)
 """
 
 from __future__ import annotations
@@ -11,19 +14,39 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Buffer
+from collections.abc import Buffer, Iterator
 
 
-def write_bytes(path: str | os.PathLike[str], data: Buffer) -> None:
-    """Replace ``path`` with ``data`` (bytes, or any buffer such as an Arrow one) in one rename; the folder must
-    exist."""
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike[str], durable: bool = False) -> Iterator[str]:
+    """A temporary path beside ``path`` to write to; when the block ends without an error, it replaces ``path`` in
+    one rename, else it is removed. The folder must exist."""
     directory, name = os.path.split(os.fspath(path))
     tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+        yield tmp
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)  # only a failed write leaves it: after the rename there is nothing to remove
         raise
+    if durable:
+        _fsync(directory or os.curdir)  # the rename itself, in the folder's entry
+
+
+def write_bytes(path: str | os.PathLike[str], data: Buffer, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` (bytes, or any buffer such as an Arrow one) in one rename; the folder must
+    exist."""
+    with replacing(path, durable) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+
+
+def _fsync(path: str) -> None:
+    # A read-only descriptor is enough: fsync flushes the file (or folder), whichever descriptor asks.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

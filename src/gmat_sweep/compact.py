@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import write_bytes
+from .atomic import replacing, write_bytes
 from .design import Design
 from .layout import run_dir
 from .reading import arrow_type
@@ -74,10 +74,10 @@ def _write(out: str, key: str, design: Design, files: Sequence[tuple[int, str]])
                      metadata={**(schema.metadata or {}), PARAMETERS_KEY: json.dumps(parameters).encode()})
     target = path_of(out, key)
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = target + ".tmp"
     pending: list[pa.Table] = []
     rows = 0
-    with pq.ParquetWriter(tmp, full, compression="zstd") as writer, ThreadPoolExecutor(4) as threads:
+    with (replacing(target) as tmp, pq.ParquetWriter(tmp, full, compression="zstd") as writer,
+          ThreadPoolExecutor(4) as threads):
         # Opening a small Parquet file is mostly waiting on the file system and Arrow's C++ (the GIL is released):
         # a few threads read ahead while this one appends.
         for run_id, read in _read_ahead(files, threads):
@@ -92,7 +92,6 @@ def _write(out: str, key: str, design: Design, files: Sequence[tuple[int, str]])
                 pending, rows = [], 0
         if pending:
             writer.write_table(pa.concat_tables(pending), row_group_size=_ROWS_PER_GROUP)
-    os.replace(tmp, target)
     # Written last: it is what readers trust.
     write_bytes(target + ".runs.json", json.dumps([i for i, _ in files]).encode())
     return target

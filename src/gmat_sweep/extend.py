@@ -13,6 +13,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING
 
+from .atomic import write_bytes
 from .manifest import manifest_path, read_manifest
 
 if TYPE_CHECKING:
@@ -58,14 +59,5 @@ def _replace_header(path: str, header: dict) -> None:
     end = data.index(b"\n") + 1
     rest = data[end:]
     cut = rest.rfind(b"\n") + 1  # a torn last line is dropped here, as the next append would
-    tmp = path + ".extend"
-    with open(tmp, "wb") as handle:
-        handle.write(json.dumps(header, separators=(",", ":")).encode() + b"\n" + rest[:cut])
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    directory = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    # Durable: once the call returns, a power cut leaves the new header, not the old one.
+    write_bytes(path, json.dumps(header, separators=(",", ":")).encode() + b"\n" + rest[:cut], durable=True)

@@ -26,6 +26,7 @@ import stat
 import tempfile
 from typing import Any
 
+from ..atomic import write_bytes
 from .kernel_bodies import cut_to_bodies, ids_with_barycentres
 from .script import list_items
 
@@ -125,16 +126,10 @@ def _make_copy(path: str, bodies: frozenset[int] | None) -> str | None:
     copy = os.path.join(folder, f"{name}-{hashlib.sha256(slim).hexdigest()[:16]}{ext}")
     if os.path.exists(copy):
         return copy
-    temporary = f"{copy}.{os.getpid()}.tmp"
     try:
-        with open(temporary, "wb") as handle:
-            handle.write(slim)
-        os.replace(temporary, copy)  # atomic: a process never sees half a kernel
+        # A process never sees half a kernel; processes making the same copy at once each rename a whole one.
+        write_bytes(copy, slim)
     except OSError:
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
         return None
     return copy
 
