@@ -46,7 +46,7 @@ def temp_folders() -> tuple[str, str, str]:
     from gmat_sweep.engine import get_engine
 
     get_engine("embedded")
-    return tempfile.gettempdir(), _runtime._directory.name, worker._process_scratch()
+    return tempfile.gettempdir(), _runtime._directory.name, worker.process_scratch()
 
 
 def hold(started: str, release: str, limit: float = 120.0) -> int:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 import gmat_sweep as gs
 from gmat_sweep import Sweep, SweepError
 from gmat_sweep.backends import LocalPool
-from gmat_sweep.designs import MonteCarlo, Saltelli, Sobol
+from gmat_sweep.designs import MonteCarlo, Sobol
 from gmat_sweep.dispersion_check import DrawError
 
 CLI = [sys.executable, "-m", "gmat_sweep.cli"]

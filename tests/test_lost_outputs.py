@@ -66,7 +66,7 @@ def test_two_dask_workers_write_the_same_ephemerides_as_one(one_worker, tmp_path
 def test_an_ephemeris_gmat_cannot_write_fails_the_run_with_gmats_words(tmp_path):
     # GMAT's STK writer cannot open its temporary file (a link into a folder that does not exist): it logs
     # "Failed to open temp file", finishes the mission and leaves an empty ephemeris.
-    scratch = pathlib.Path(worker._process_scratch()) / "tmp"
+    scratch = pathlib.Path(worker.process_scratch()) / "tmp"
     scratch.mkdir(exist_ok=True)
     blocked = scratch / "EphemerisFile1.e"
     blocked.symlink_to(tmp_path / "no-such-folder" / "x.e")

@@ -4,7 +4,6 @@ in GMAT's documented layout, the postprocess hook, and the lazy dataset view."""
 
 from __future__ import annotations
 
-import math
 import pathlib
 import shutil
 

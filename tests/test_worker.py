@@ -169,7 +169,7 @@ def test_failure_inside_the_mission_sequence(tmp_path, leo):
 def test_each_run_log_holds_that_run_and_nothing_else(leo, tmp_path, monkeypatch):
     """GMAT logs to one file per process; each run keeps its own part, across a rollover of that file and after
     other code in the process pointed GMAT's log elsewhere."""
-    from gmat_sweep import worker
+    from gmat_sweep import worker_process
     from gmat_sweep.engine import get_engine
 
     bad = tmp_path / "bad.script"
@@ -181,7 +181,7 @@ def test_each_run_log_holds_that_run_and_nothing_else(leo, tmp_path, monkeypatch
         api.UseLogFile(str(tmp_path / "elsewhere.log"))
     taken = run_one(spec(leo, {"TOF": 60}, tmp_path / "d"))
     after = run_one(spec(leo, {"TOF": 60}, tmp_path / "e"))
-    monkeypatch.setattr(worker, "PROCESS_LOG_LIMIT", 10)  # every run now starts a fresh process log
+    monkeypatch.setattr(worker_process, "PROCESS_LOG_LIMIT", 10)  # every run now starts a fresh process log
     rolled = run_one(spec(leo, {"TOF": 60}, tmp_path / "c"))
     assert good.ok and rolled.ok and taken.ok and after.ok and not failed.ok
     logs = {name: (tmp_path / name / "gmat.log").read_text() for name in "abcde"}
@@ -242,7 +242,7 @@ Create ReportFile RF;"""))
 
 
 def test_a_process_removes_its_scratch_folder_when_it_exits():
-    code = "from gmat_sweep import worker; print(worker._process_scratch())"
+    code = "from gmat_sweep import worker; print(worker.process_scratch())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     scratch = done.stdout.strip()

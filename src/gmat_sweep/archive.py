@@ -183,7 +183,7 @@ def readme_text(sweep: Any, header: dict[str, Any], top: str, logs: bool) -> str
                                                                if header["script"].get("includes") else ""),
         "- `runs/<run_id>/`: each run's reports (Parquet) and other outputs" + ("" if logs else
                                                                               " (GMAT logs left out)"),
-        *([f"- `design/`: the mean (first row) and covariance of each correlated perturbation, for the command "
+        *(["- `design/`: the mean (first row) and covariance of each correlated perturbation, for the command "
            "below"] if design_files(header) else []),
         f"- `{SUMS}`: the SHA-256 of every other member (`sha256sum -c {SUMS}` checks them)",
         "",

@@ -38,20 +38,15 @@ def read_nominals(source: ScriptSource, paths: Sequence[str], engine: str | None
     """``{path: float}`` for fields with a numeric value after loading ``source``; a message string otherwise."""
     import tempfile
 
-    from . import worker
-    from .engine import get_engine
+    from .worker import load_as_written
 
     values: dict[str, Any] = {}
-    with worker.engine_lock, tempfile.TemporaryDirectory(prefix="gmat-sweep-nominal-") as directory:
-        with get_engine(engine).session() as api:
-            log = worker._RunLog(api)
-            _, as_run = worker._write_as_run(source, {}, [], worker._process_scratch(),
-                                             collect_file=f"{directory}/collect.txt")
-            with worker._working_directory(source.directory):
-                if not worker._load(api, as_run):
-                    return {p: f"GMAT could not load the script: {log.text().strip()[-300:]}" for p in paths}
-            for path in paths:
-                values[path] = _field(api, path)
+    with tempfile.TemporaryDirectory(prefix="gmat-sweep-nominal-") as directory, \
+            load_as_written(source, engine, directory) as (api, error):
+        if error is not None:
+            return {p: f"GMAT could not load the script: {error}" for p in paths}
+        for path in paths:
+            values[path] = _field(api, path)
     return values
 
 

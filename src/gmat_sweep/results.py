@@ -6,7 +6,6 @@ Nothing is held in memory while a sweep runs; these functions read what the runs
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,7 +15,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from .design import Design
-from .records import OK
 
 MISSING = "missing"
 RUN_ID = "run_id"

@@ -7,16 +7,12 @@ directory) comes back as a ``failed`` outcome carrying GMAT's own words, so one 
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import shutil
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import outputs
@@ -27,31 +23,10 @@ from .gmat.script import PreparedScript, ScriptError, load_script, materialize, 
 from .layout import writable_problem
 from .outputs.reportfiles import convert_reports, read_collected, read_fields, redirect_outputs
 from .records import ERROR, FAILED, OK, RunOutcome, RunSpec, ScriptSource
+from .worker_process import RunLog, engine_lock, private_gmat_temp, process_scratch, state, working_directory
 
 LOG_NAME = "gmat.log"
 COLLECT_FILE = "collect.txt"
-
-PROCESS_LOG_LIMIT = 16 * 2**20
-_UNSET = object()
-
-
-@dataclass
-class _Process:
-    """All a worker process keeps from one run to the next, for the process's whole life: GMAT's engine is one per
-    process, so the lock around it, the scratch folder runs' scripts are written to, GMAT's log file and the caches
-    that spare every run some work are per process too. ``reset_scratch`` forgets the folder and what is in it.
-    (The comment-free kernel copies are cached by ``gmat/kernels.py``, by kernel content.)"""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one mission at a time, whatever threads run
-    scratch: str | None = None  # made on first use, removed when the process exits
-    log: str | None = None  # the file GMAT is logging to, once this module pointed it there
-    tmpdir_before: Any = _UNSET  # TMPDIR before a run first pointed it into the scratch folder
-    includes: dict[str, dict[str, str]] = field(default_factory=dict)  # sha256 + folder -> written include files
-    field_collects: dict[str, list[str]] = field(default_factory=dict)  # collect names GMAT cannot Report
-
-
-_process = _Process()
-engine_lock = _process.lock  # its public name: backends take it around anything else that uses the engine
 
 
 def run_one(spec: RunSpec) -> RunOutcome:
@@ -85,18 +60,35 @@ def validate(script: str | os.PathLike[str] | ScriptSource, overrides: Mapping[s
     """
     source = script if isinstance(script, ScriptSource) else load_script(script)
     with engine_lock, tempfile.TemporaryDirectory(prefix="gmat-sweep-validate-") as directory:
-        _private_gmat_temp()
+        private_gmat_temp()
         try:
             eng = get_engine(engine)
         except EngineError as exc:
             raise ScriptError(str(exc)) from exc
         spec = RunSpec(0, source, dict(overrides or {}), directory, list(collect), engine)
         with eng.session() as api:
-            log = _RunLog(api)
+            log = RunLog(api)
             loaded, prepared, as_run, _ = _load_with_collect(api, spec, log, os.path.join(directory, COLLECT_FILE))
             if not loaded:
                 raise ScriptError(_gmat_error(log.text(), prepared, as_run, source.path,
                                               "GMAT could not load the script"))
+
+
+@contextlib.contextmanager
+def load_as_written(source: ScriptSource, engine: str | None, directory: str) -> Iterator[tuple[Any, str | None]]:
+    """This process's engine with ``source`` loaded as written (no overrides, nothing run), under the engine lock:
+    yields ``(api, None)``, or ``(api, the end of GMAT's log)`` when the script does not load. Files the load writes
+    go to ``directory``. Used to read the nominal values a dispersion is relative to.
+
+    >>> with load_as_written(load_script("leo.script"), None, "/tmp/x") as (api, error):
+    ...     api.GetObject("Sat").GetField("SMA")  # doctest: +SKIP
+    """
+    with engine_lock, get_engine(engine).session() as api:
+        log = RunLog(api)
+        _, as_run = _write_as_run(source, {}, [], process_scratch(), collect_file=os.path.join(directory, COLLECT_FILE))
+        with working_directory(source.directory):
+            loaded = _load(api, as_run)
+        yield api, None if loaded else log.text().strip()[-300:]
 
 
 def preflight(source: ScriptSource, rows: Sequence[Mapping[str, Any]], collect: Sequence[str],
@@ -125,7 +117,7 @@ def preflight(source: ScriptSource, rows: Sequence[Mapping[str, Any]], collect: 
 
 
 def _run(spec: RunSpec, outcome: RunOutcome) -> None:
-    _private_gmat_temp()
+    private_gmat_temp()
     out_dir = os.path.abspath(spec.out_dir)
     error = _prepare_out_dir(out_dir)
     if error:
@@ -141,7 +133,7 @@ def _run(spec: RunSpec, outcome: RunOutcome) -> None:
     outcome.log = LOG_NAME
     collect_path = os.path.join(out_dir, COLLECT_FILE)
     with engine.session() as api:
-        log = _RunLog(api)
+        log = RunLog(api)
         try:
             ran, report_settings, fields, field_values = _load_and_run(api, spec, outcome, log, out_dir, collect_path)
         finally:
@@ -159,7 +151,7 @@ def _run(spec: RunSpec, outcome: RunOutcome) -> None:
                            if name not in outcome.outputs.values() and name != LOG_NAME)
 
 
-def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: _RunLog, out_dir: str,
+def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: RunLog, out_dir: str,
                   collect_path: str) -> tuple[bool, dict[str, dict[str, str]] | None, list[str], dict[str, Any]]:
     """Load and run the mission; GMAT's words go into ``outcome.error`` when either fails.
 
@@ -173,7 +165,7 @@ def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: _RunLog, ou
     if not loaded:
         outcome.error = _gmat_error(log.text(), prepared, as_run, spec.script.path, "GMAT could not load the script")
         return False, None, fields, {}
-    with _working_directory(spec.script.directory):
+    with working_directory(spec.script.directory):
         report_settings, ephemerides = redirect_outputs(api, out_dir)
         outputs.redirect(api, spec, out_dir)
         _slim_kernels(api)
@@ -197,7 +189,7 @@ def _slim_kernels(api: Any) -> None:
         pass
 
 
-def _load_with_collect(api: Any, spec: RunSpec, log: _RunLog,
+def _load_with_collect(api: Any, spec: RunSpec, log: RunLog,
                        collect_path: str) -> tuple[bool, PreparedScript, str, list[str]]:
     """Load the run's script: whether GMAT loaded it, the script as prepared and the path it ran from (what a
     load error is translated with), and the collect names read as object fields.
@@ -205,15 +197,15 @@ def _load_with_collect(api: Any, spec: RunSpec, log: _RunLog,
     Collect names GMAT cannot ``Report`` (object fields such as ``Sat.Id``) are read from the runtime object
     instead; which ones they are is learnt on the first load and remembered."""
     key = spec.script.sha256 + "\0" + "\0".join(spec.collect)
-    fields = _process.field_collects.get(key, [])
+    fields = state.field_collects.get(key, [])
     for _ in range(2):
         reported = [c for c in spec.collect if c not in fields]
-        prepared, as_run = _write_as_run(spec.script, spec.overrides, reported, _process_scratch(),
+        prepared, as_run = _write_as_run(spec.script, spec.overrides, reported, process_scratch(),
                                          collect_file=collect_path)
         log.expected = True  # GMAT logs every LoadScript
-        with _working_directory(spec.script.directory):
+        with working_directory(spec.script.directory):
             if _load(api, as_run):
-                _process.field_collects[key] = fields
+                state.field_collects[key] = fields
                 _check_fields(api, fields)
                 return True, prepared, as_run, fields
         found = _unreportable(log.text(), reported)
@@ -247,36 +239,14 @@ def _prepare_out_dir(out_dir: str) -> str | None:
     return None
 
 
-def _process_scratch() -> str:
-    """A private folder for the script text a run executes; it lives as long as the process."""
-    if _process.scratch is None or not os.path.isdir(_process.scratch):
-        _process.scratch = tempfile.mkdtemp(prefix=f"gmat-sweep-{os.getpid()}-")
-        atexit.register(shutil.rmtree, _process.scratch, True)
-    return _process.scratch
-
-
-def _private_gmat_temp() -> None:
-    """Give GMAT a temporary folder of this process's own.
-
-    GMAT writes some outputs (STK ephemerides) first to a file in ``$TMPDIR`` named after the output, and reads
-    ``TMPDIR`` each time it does: processes that share a ``TMPDIR`` (the workers of one pool, of one Dask
-    machine) write over each other's runs. Set before every run, so it holds whatever else changed it."""
-    folder = os.path.join(_process_scratch(), "tmp")
-    if os.environ.get("TMPDIR") != folder or not os.path.isdir(folder):
-        if _process.tmpdir_before is _UNSET:
-            _process.tmpdir_before = os.environ.get("TMPDIR")
-        os.makedirs(folder, exist_ok=True)
-        os.environ["TMPDIR"] = folder
-
-
 def _write_as_run(source: ScriptSource, overrides: Mapping[str, Any], collect: Sequence[str], directory: str,
                   collect_file: str | None = None) -> tuple[PreparedScript, str]:
-    include_map = _process.includes.get(source.sha256 + directory)
+    include_map = state.includes.get(source.sha256 + directory)
     if include_map is None or not all(os.path.exists(p) for p in include_map.values()):
         include_dir = os.path.join(directory, source.sha256[:16])
         os.makedirs(include_dir, exist_ok=True)
         include_map, _ = materialize(source, include_dir)
-        _process.includes[source.sha256 + directory] = include_map
+        state.includes[source.sha256 + directory] = include_map
     prepared = prepare(source, overrides, collect, collect_file or os.path.join(directory, COLLECT_FILE), include_map)
     as_run = os.path.join(directory, "as-run.script")
     _overwrite(as_run, prepared.text.encode("utf-8"))
@@ -294,67 +264,6 @@ def _overwrite(path: str, data: bytes) -> None:
         os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
-
-
-@contextlib.contextmanager
-def _working_directory(path: str) -> Iterator[None]:
-    # Relative input files in a script are meant relative to the script's own folder.
-    before = os.getcwd()
-    moved = os.path.isdir(path)
-    if moved:
-        os.chdir(path)
-    try:
-        yield
-    finally:
-        if moved:
-            os.chdir(before)
-
-
-class _RunLog:
-    """GMAT's messages during one run.
-
-    GMAT writes to one log file per process and flushes every message, so a run keeps the part written while it
-    ran and saves it as its own ``gmat.log``: pointing GMAT at a new file for every run would cost two
-    ``UseLogFile`` calls, half a millisecond a run. The process log starts afresh past ``PROCESS_LOG_LIMIT``.
-    """
-
-    def __init__(self, api: Any) -> None:
-        path = os.path.join(_process_scratch(), "gmat-process.log")
-        try:
-            size = os.path.getsize(path)
-        except OSError:
-            size = -1
-        if _process.log != path or not 0 <= size <= PROCESS_LOG_LIMIT:
-            api.UseLogFile(path)  # GMAT truncates the file
-            _process.log = path
-            size = os.path.getsize(path)
-        self.path, self.start = path, size
-        self.expected = False  # whether GMAT was asked to do anything it logs
-
-    def restart(self) -> None:
-        self.start = os.path.getsize(self.path)
-
-    def text(self) -> str:
-        return self._read().decode("utf-8", errors="replace")
-
-    def save(self, target: str) -> None:
-        """Write this run's messages to ``target``."""
-        data = self._read()
-        if not data and self.expected:
-            # GMAT logs every LoadScript: nothing at all means other code in this process pointed GMAT's log
-            # elsewhere. Take it back for the next run and say so here.
-            _process.log = None
-            data = b"(GMAT's log was pointed elsewhere by other code in this process during this run)\n"
-        with open(target, "wb") as handle:
-            handle.write(data)
-
-    def _read(self) -> bytes:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.start)
-                return handle.read()
-        except OSError:
-            return b""
 
 
 def _load(api: Any, path: str) -> bool:
@@ -390,18 +299,3 @@ def _gmat_error(log_text: str, prepared: PreparedScript, as_run: str, original: 
         messages.append(line)
     text = prepared.translate(" ".join(messages), as_run, original)
     return f"{fallback}: {original}: {text}" if original not in text else f"{fallback}: {text}"
-
-
-def reset_scratch() -> None:
-    """Remove this process's scratch folder (tests and long-lived hosts call it when done)."""
-    _process.log = None
-    if _process.tmpdir_before is not _UNSET:
-        if _process.tmpdir_before is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = _process.tmpdir_before
-        _process.tmpdir_before = _UNSET
-    if _process.scratch and os.path.isdir(_process.scratch):
-        shutil.rmtree(_process.scratch, ignore_errors=True)
-    _process.scratch = None
-    _process.includes.clear()
