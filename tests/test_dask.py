@@ -278,6 +278,34 @@ def test_run_over_timeout_fails_and_the_others_finish(leo, tmp_path, client):
     client.wait_for_workers(2, timeout=30)  # the nanny brings the killed worker back
 
 
+def test_timeout_holds_on_a_cluster_started_after_a_run_in_the_driver(leo, tmp_path):
+    # validate() (or run_one) in the driver moves the driver's TMPDIR into gmat-sweep's scratch folder; a
+    # LocalCluster started afterwards has its nannies in the driver and its workers in processes that inherit that
+    # TMPDIR. The timeout must still be enforced. In a process of its own: this one's environment stays as it is.
+    program = f"""
+import json
+import distributed
+from gmat_sweep import Sweep, validate
+from gmat_sweep.backends.dask import DaskPool
+
+if __name__ == "__main__":
+    validate({str(leo)!r}, {{"TOF": 60}})
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \\
+            distributed.Client(cluster) as client, DaskPool(client, timeout=8) as pool:
+        sweep = Sweep({str(leo)!r}, grid={{"TOF": [1800, 86400 * 2000, 1800]}}, out={str(tmp_path / "out")!r})
+        sweep.run(pool, progress=False)
+    failed = sweep.failed()
+    print("RESULT", json.dumps({{"failed": list(map(int, failed.index)), "error": failed["error"].tolist()}}))
+"""
+    path = tmp_path / "after_validate.py"
+    path.write_text(program)
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = __import__("json").loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert found["failed"] == [1], found
+    assert "timed out after 8 s" in found["error"][0]
+
+
 def test_workers_joining_later_are_checked_before_they_get_runs(leo, tmp_path, caplog):
     # Each run propagates 3 days in steps of at most 30 s: 8640 steps, a second or more. 20 of them keep one
     # worker busy long after the newcomers have started.

@@ -16,6 +16,10 @@ from typing import Any
 
 #: The process's GMAT log starts afresh past this size (each run keeps its own part as its gmat.log).
 PROCESS_LOG_LIMIT = 16 * 2**20
+#: The temporary folder of everything but GMAT, kept in the environment when ``private_gmat_temp`` moves TMPDIR, so
+#: that processes started from this one afterwards (a LocalCluster's workers, whose nannies live in the process
+#: that started them) agree with those nannies on where the rest of the system's temporary files are.
+SYSTEM_TMPDIR = "GMAT_SWEEP_SYSTEM_TMPDIR"
 _UNSET = object()
 
 
@@ -30,6 +34,7 @@ class ProcessState:
     scratch: str | None = None  # made on first use, removed when the process exits
     log: str | None = None  # the file GMAT is logging to, once this module pointed it there
     tmpdir_before: Any = _UNSET  # TMPDIR before a run first pointed it into the scratch folder
+    set_system_tmpdir: bool = False  # whether this process put SYSTEM_TMPDIR into the environment
     includes: dict[str, dict[str, str]] = field(default_factory=dict)  # sha256 + folder -> written include files
     field_collects: dict[str, list[str]] = field(default_factory=dict)  # collect names GMAT cannot Report
 
@@ -56,6 +61,9 @@ def private_gmat_temp() -> None:
     if os.environ.get("TMPDIR") != folder or not os.path.isdir(folder):
         if state.tmpdir_before is _UNSET:
             state.tmpdir_before = os.environ.get("TMPDIR")
+            if SYSTEM_TMPDIR not in os.environ:  # else a process this one started from set it: keep theirs
+                os.environ[SYSTEM_TMPDIR] = tempfile.gettempdir()
+                state.set_system_tmpdir = True
         os.makedirs(folder, exist_ok=True)
         os.environ["TMPDIR"] = folder
 
@@ -130,6 +138,9 @@ def reset_scratch() -> None:
         else:
             os.environ["TMPDIR"] = state.tmpdir_before
         state.tmpdir_before = _UNSET
+        if state.set_system_tmpdir:
+            os.environ.pop(SYSTEM_TMPDIR, None)
+            state.set_system_tmpdir = False
     if state.scratch and os.path.isdir(state.scratch):
         shutil.rmtree(state.scratch, ignore_errors=True)
     state.scratch = None

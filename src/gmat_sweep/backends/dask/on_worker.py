@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from ...atomic import write_bytes
 from ...records import RunOutcome, RunSpec
 from ...worker import run_one
+from ...worker_process import SYSTEM_TMPDIR
 from ..base import task_limit
 from .admission import installed_versions
 
@@ -109,8 +110,11 @@ def _watchdog(timeout: float | None, key: str, run_id: int) -> Iterator[None]:
 
 
 def _watch_path(pid: int) -> str:
-    # The nanny's folder: a LocalCluster's workers have a TMPDIR of their own (see _local_cluster).
-    return os.path.join(os.environ.get(WATCH_DIR) or tempfile.gettempdir(), f"gmat-sweep-watch-{pid}.json")
+    # The nanny's folder: a LocalCluster's workers have a TMPDIR of their own (see _local_cluster), and a run moves
+    # its process's TMPDIR into a private folder (worker_process.private_gmat_temp), which processes started later
+    # from that one inherit while their nanny does not: both sides look past it to the system's temporary folder.
+    folder = os.environ.get(WATCH_DIR) or os.environ.get(SYSTEM_TMPDIR) or tempfile.gettempdir()
+    return os.path.join(folder, f"gmat-sweep-watch-{pid}.json")
 
 
 class Watchdog:
