@@ -57,13 +57,23 @@ class Design:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return (self[i] for i in range(len(self)))
 
+    def columns(self, start: int, stop: int) -> dict[str, Any]:
+        """The values of run ids ``start..stop-1``, one array or list per parameter (what a table of many runs is
+        built from, without a dict per run).
+
+        >>> Grid({"Sat.SMA": [7000.0, 7100.0], "Sat.INC": [28.5, 51.6]}).columns(0, 4)["Sat.INC"].tolist()
+        [28.5, 51.6, 28.5, 51.6]
+        """
+        rows = [self[i] for i in range(start, stop)]
+        return {p: [row[p] for row in rows] for p in self.parameters}
+
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Design:
         if data.get("kind") == "grid":
-            return Grid({k: [from_json(v) for v in vs] for k, vs in data["grid"].items()})
+            return Grid._recorded(data)
         if data.get("kind") == "samples":
             return Samples([{k: from_json(v) for k, v in row.items()} for row in data["rows"]])
         from .designs import from_dict  # the random and space-filling designs
@@ -111,6 +121,20 @@ class Grid(Design):
             for v in values:
                 _check_value(path, v)
             self.grid[path] = values
+        self._index()
+
+    @classmethod
+    def _recorded(cls, data: Mapping[str, Any]) -> Grid:
+        """The grid a manifest recorded. Its values were checked when the sweep began, so they are only decoded
+        (a datetime's tag; most grids have none): checking a 100 000-value grid again would cost a second."""
+        grid = cls.__new__(cls)
+        grid.grid = {k: [from_json(v) for v in vs] if any(isinstance(v, (dict, list)) for v in vs) else list(vs)
+                     for k, vs in data["grid"].items()}
+        grid._index()
+        grid._record = data
+        return grid
+
+    def _index(self) -> None:
         self.parameters = list(self.grid)
         self._sizes = [len(v) for v in self.grid.values()]
         self._len = math.prod(self._sizes)
@@ -127,8 +151,26 @@ class Grid(Design):
             row[path] = self.grid[path][index]
         return {p: row[p] for p in self.parameters}
 
+    def columns(self, start: int, stop: int) -> dict[str, Any]:
+        import numpy as np
+        import pandas as pd
+
+        ids = np.arange(start, stop)
+        columns: dict[str, Any] = {}
+        for path, size in zip(reversed(self.parameters), reversed(self._sizes)):
+            ids, index = np.divmod(ids, size)
+            # A Series of the distinct values gives the column the dtype a table of the rows would infer.
+            columns[path] = pd.Series(self.grid[path]).to_numpy()[index]
+        return {p: columns[p] for p in self.parameters}
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "grid", "grid": {k: [to_json(v) for v in vs] for k, vs in self.grid.items()}}
+
+    def difference(self, recorded: Mapping[str, Any]) -> str | None:
+        # The grid read from this very record is the same design: no need to encode and compare every value.
+        if recorded is getattr(self, "_record", None):
+            return None
+        return super().difference(recorded)
 
     def distinct_values(self) -> dict[str, list[Any]]:
         return {k: list(v) for k, v in self.grid.items()}
@@ -181,6 +223,10 @@ class Samples(Design):
 
     def __getitem__(self, run_id: int) -> dict[str, Any]:
         return dict(self.rows[run_id])
+
+    def columns(self, start: int, stop: int) -> dict[str, Any]:
+        rows = self.rows[start:stop]
+        return {p: [row[p] for row in rows] for p in self.parameters}
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "samples", "rows": [{k: to_json(v) for k, v in r.items()} for r in self.rows]}

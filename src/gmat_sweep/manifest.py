@@ -36,6 +36,8 @@ class Manifest:
     header: dict[str, Any]
     entries: dict[int, dict[str, Any]] = field(default_factory=dict)
     torn_tail: bool = False
+    #: (device, inode, size, mtime in ns) of the file as read: see :func:`current`.
+    signature: tuple[int, ...] = ()
 
 
 def manifest_path(path: str | os.PathLike[str]) -> str:
@@ -52,27 +54,52 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
         raise ManifestError(f"no sweep manifest at {path}: {where} does not hold a gmat-sweep sweep. Give the out= "
                             "directory of an earlier sweep (the folder that contains manifest.jsonl).")
     with open(path, "rb") as handle:
+        # Taken before reading: a line appended meanwhile changes the size, so current() reads the file again.
+        signature = _signature(os.fstat(handle.fileno()))
         data = handle.read()
-    lines = data.split(b"\n")
-    torn = lines[-1] != b""  # a whole line always ends with a newline: anything after the last one is torn
-    lines = lines[:-1]
-    if not lines:
+    end = data.rfind(b"\n") + 1
+    torn = end != len(data)  # a whole line always ends with a newline: anything after the last one is torn
+    first = data.find(b"\n")
+    if first < 0:
         raise ManifestError(f"{path} is empty or holds only a partial header: the sweep was killed before it "
                             "started. Delete the folder and start the sweep again.")
-    header = _parse(lines[0], path, 1, last=False)
+    header = _parse(data[:first], path, 1, last=False)
     if header.get("kind") != KIND:
         raise ManifestError(f"{path}, line 1: not a gmat-sweep manifest header")
     if header.get("schema", 0) > SCHEMA_VERSION:
         raise ManifestError(f"{path} was written by a newer gmat-sweep (manifest schema {header['schema']}); "
                             "upgrade gmat-sweep to read it")
-    manifest = Manifest(path, header, torn_tail=torn)
+    manifest = Manifest(path, header, torn_tail=torn, signature=signature)
     with _no_collection():
-        whole = _parse_all(lines[1:])
+        whole = _parse_all(data[first + 1:end])
         if whole is not None:
             manifest.entries = whole
             return manifest
-        _parse_each(manifest, lines, torn)
+        _parse_each(manifest, data.split(b"\n")[:-1], torn)
     return manifest
+
+
+def current(manifest: Manifest | None, path: str | os.PathLike[str]) -> Manifest:
+    """``manifest`` when the file at ``path`` is still the one it was read from, else the file read again.
+
+    Lines are only ever appended (or a torn tail cut off), so an unchanged inode, size and modification time mean
+    unchanged contents: a sweep opened by ``from_manifest`` and then resumed parses a 100 000-line file once.
+
+    >>> m = read_manifest("sweeps/sma"); current(m, "sweeps/sma") is m
+    True
+    """
+    path = manifest_path(path)
+    if manifest is not None and manifest.signature and manifest.path == path:
+        try:
+            if _signature(os.stat(path)) == manifest.signature:
+                return manifest
+        except OSError:
+            pass
+    return read_manifest(path)
+
+
+def _signature(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 @contextlib.contextmanager
@@ -88,22 +115,42 @@ def _no_collection():
             gc.enable()
 
 
-def _parse_all(lines: list[bytes]) -> dict[int, dict[str, Any]] | None:
-    """Every run line parsed by one ``json.loads`` of them all (one call instead of one a line: ~1.5x faster), or
-    ``None`` when any line is not exactly one run record, for the line-by-line reader to say which."""
-    body = [raw for raw in lines if raw.strip()]
+def _parse_all(body: bytes) -> dict[int, dict[str, Any]] | None:
+    """Every run line parsed by one decode of them all as a JSON array (one call instead of one a line: ~1.5x
+    faster; msgspec's decoder, when installed, is ~2x faster again), or ``None`` when any line is not exactly one run
+    record, for the line-by-line reader to say which."""
+    if not body:
+        return {}
+    count = body.count(b"\n")
+    text = b"[" + body[:-1].replace(b"\n", b",") + b"]"
     try:
-        values = json.loads(b"[" + b",".join(body) + b"]")
+        values = _decode(text)
     except ValueError:
         return None
-    if len(values) != len(body):
+    if not isinstance(values, list) or len(values) != count:
+        return None  # a blank line, or a line holding two records
+    try:
+        entries = {value["run_id"]: value for value in values}
+    except (TypeError, KeyError, IndexError):
         return None
-    entries: dict[int, dict[str, Any]] = {}
-    for value in values:
-        if not isinstance(value, dict) or "run_id" not in value:
-            return None
-        entries[int(value["run_id"])] = value
+    if not all(type(run_id) is int for run_id in entries):
+        return None
     return entries
+
+
+def _decode(text: bytes) -> Any:
+    if _msgspec is not None:
+        try:
+            return _msgspec.json.decode(text)
+        except _msgspec.DecodeError:
+            pass  # e.g. a NaN, which Python's json writes and reads but msgspec refuses
+    return json.loads(text)
+
+
+try:
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - a dependency, but reading works without it
+    _msgspec = None
 
 
 def _parse_each(manifest: Manifest, lines: list[bytes], torn: bool) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .design import Design
 from .gmat.script import ScriptError, load_script
 from .layout import RUNS, SCRIPT, writable_problem
-from .manifest import Manifest, manifest_path, read_manifest
+from .manifest import Manifest, current, manifest_path, read_manifest
 from .records import ScriptSource
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class SweepOpening:
     def _open_out(self, accept_changes: bool, resume: bool) -> dict[int, dict[str, Any]]:
         path = manifest_path(self.out)
         if os.path.exists(path):
-            manifest = read_manifest(path)
+            manifest = current(self._manifest, path)  # from_manifest has usually just read it
             self._check_same_sweep(manifest, accept_changes, resume)
             self._manifest = manifest
             return manifest.entries

@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 from . import outputs, reading, results
 from .manifest import Manifest, read_manifest
 from .outputs import ephemeris as _ephemeris
-from .records import FAILED, OK
+from .records import FAILED
 
 if TYPE_CHECKING:
     from .sweep import Sweep
@@ -53,9 +53,10 @@ class SweepOutputs:
         frame.attrs["sweep"] = _Handle(self)
         return frame
 
-    def summary(self) -> pd.DataFrame:
-        """One row per run: parameters, status, start/end/duration, host, collected values, error."""
-        return results.summary(self.design, self.manifest.entries, self.collect)
+    def summary(self, runs: Sequence[int] | None = None) -> pd.DataFrame:
+        """One row per run (or per id of ``runs``): parameters, status, start/end/duration, host, collected
+        values, error."""
+        return results.summary(self.design, self.manifest.entries, self.collect, runs)
 
     def failed(self) -> pd.DataFrame:
         """The summary rows of runs that failed, with GMAT's error."""
@@ -63,8 +64,7 @@ class SweepOutputs:
         return frame[frame["status"] == FAILED]
 
     def counts(self) -> dict[str, int]:
-        status = results.run_table(self.design, self.manifest.entries)["status"]
-        return {key: int((status == key).sum()) for key in (OK, FAILED, results.MISSING)}
+        return results.counts(len(self.design), self.manifest.entries)
 
     def ephemerides(self, name: str | None = None) -> pd.DataFrame:
         """The ``(run_id, time)`` table of one EphemerisFile (default: the script's first): parameters, then

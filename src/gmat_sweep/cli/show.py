@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import sys
 from collections.abc import Sequence
@@ -31,24 +32,32 @@ def show(out: str, slowest: int, converge: str | None) -> None:
     from .designs import show_design
 
     show_design(sweep, converge)
-    summary = sweep.summary()
     entries = sweep.manifest.entries
-    kinds = {run_id: failure_kind(entries.get(run_id, {})) for run_id in summary.index}
-    failed = summary[summary["status"] == "failed"]
-    if len(failed):
+    # Only the runs it lists get a summary row: a table of every run of a 100 000-run sweep would cost a second.
+    kinds = {run_id: failure_kind(entry) for run_id, entry in entries.items()
+             if entry.get("status") == "failed" and 0 <= run_id < len(sweep)}
+    failed_ids = sorted(kinds)
+    unconverged = [run_id for run_id, entry in sorted(entries.items()) if entry.get("status") == "ok"
+                   and any(k.endswith(".converged") and v is False for k, v in (entry.get("extra") or {}).items())]
+    # Timed-out runs are among the slowest: they ran as long as they were allowed to.
+    timed = [run_id for run_id, entry in entries.items() if 0 <= run_id < len(sweep)
+             and (entry.get("status") == "ok" or kinds.get(run_id) == TIMEOUT)]
+    slowest_ids = heapq.nlargest(slowest, timed, key=lambda i: (_duration(entries[i]), -i))
+    summary = sweep.summary(runs=failed_ids[:50] + unconverged[:50] + slowest_ids)
+    rows = dict(summary.iterrows())  # iterrows, not .loc: values print as Python's, not numpy's, scalars
+    if failed_ids:
         click.echo("failed runs:")
-        for run_id, row in failed.head(50).iterrows():
+        for run_id in failed_ids[:50]:
+            row = rows[run_id]
             click.echo(f"  {run_id} [{_KIND_LABEL[kinds[run_id]]}]: {params(row, sweep.design.parameters)}: "
                        f"{row['error']}")
-        if len(failed) > 50:
-            click.echo(f"  ... and {len(failed) - 50} more (Sweep.from_manifest(...).failed() lists all)")
-    _show_unconverged(summary, sweep.design.parameters)
-    # Timed-out runs are among the slowest: they ran as long as they were allowed to.
-    timed = summary[[row == "ok" or kinds[i] == TIMEOUT for i, row in summary["status"].items()]]
-    done = timed.sort_values("duration", ascending=False).head(slowest)
-    if len(done):
+        if len(failed_ids) > 50:
+            click.echo(f"  ... and {len(failed_ids) - 50} more (Sweep.from_manifest(...).failed() lists all)")
+    _show_unconverged(summary.loc[unconverged[:50]], sweep.design.parameters)
+    if slowest_ids:
         click.echo("slowest runs:")
-        for run_id, row in done.iterrows():
+        for run_id in slowest_ids:
+            row = rows[run_id]
             note = "" if row["status"] == "ok" else "  (timed out)"
             click.echo(f"  {run_id}: {row['duration']:.3f} s  {params(row, sweep.design.parameters)}{note}")
     by_kind = {kind: sum(1 for k in kinds.values() if k == kind) for kind in (ERROR, LOST, TIMEOUT)}
@@ -58,6 +67,11 @@ def show(out: str, slowest: int, converge: str | None) -> None:
     if counts["missing"] or by_kind[LOST] or by_kind[TIMEOUT]:
         more = " --timeout SECONDS (longer) or --timeout none" if by_kind[TIMEOUT] else ""
         click.echo(f"finish it with: gmat-sweep resume {sweep.out}{more}")
+
+
+def _duration(entry: dict[str, Any]) -> float:
+    value = entry.get("duration")
+    return float(value) if value is not None else float("-inf")
 
 
 _KIND_LABEL = {"error": "GMAT error", "lost": "worker lost", "timeout": "timed out", None: "failed"}
