@@ -82,3 +82,16 @@ def test_make_design_needs_exactly_one():
         make_design()
     with pytest.raises(DesignError, match="not both"):
         make_design({"A": [1]}, [{"A": 1}])
+
+
+def test_columns_give_the_table_the_rows_give():
+    epoch = dt.datetime(2026, 1, 1, 12)
+    grid = Grid({"Sat.SMA": [7000, 7100.5], "Sat.Epoch": [epoch, epoch + dt.timedelta(hours=1)],
+                 "Burn.Element1": [True, False, True], "Sat.Name": ["a", "b"]})
+    samples = Samples([{"A.X": 1, "A.Y": "p"}, {"A.X": 2.5, "A.Y": "q"}])
+    recorded = Design.from_dict(grid.to_dict())
+    for design in (grid, samples, recorded):
+        rows = pd.DataFrame(list(design), columns=design.parameters)
+        pd.testing.assert_frame_equal(pd.DataFrame(design.columns(0, len(design)), columns=design.parameters), rows)
+        assert [design[i] for i in range(len(design))] == list(grid if design is recorded else design)
+    assert recorded.difference(grid.to_dict()) is None and recorded.difference(Grid({"Sat.SMA": [1]}).to_dict())

@@ -118,3 +118,28 @@ def test_blank_lines_and_a_torn_tail_read_the_same_either_way(tmp_path):
     path.write_bytes(path.read_bytes().replace(b'\n{"run_id":1', b'\n\n  \n{"run_id":1') + b'{"run_id":3,"st')
     manifest = read_manifest(path)
     assert manifest.entries == {i: {"run_id": i, "status": "ok"} for i in range(3)} and manifest.torn_tail
+
+
+def test_lines_the_fast_reader_cannot_take_are_read_line_by_line(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    # Python's json writes NaN (msgspec refuses it); a blank line; a run id seen twice.
+    write(path, [{"run_id": 0, "status": "ok", "collected": {"X": float("nan")}}, {"run_id": 1, "status": "failed"}])
+    with open(path, "ab") as handle:
+        handle.write(b"\n" + json.dumps({"run_id": 1, "status": "ok"}).encode() + b"\n")
+    manifest = read_manifest(path)
+    assert sorted(manifest.entries) == [0, 1] and manifest.entries[1]["status"] == "ok"
+    assert manifest.entries[0]["collected"]["X"] != manifest.entries[0]["collected"]["X"]  # NaN
+
+
+def test_an_unchanged_manifest_is_not_read_again_and_a_grown_one_is(tmp_path):
+    from gmat_sweep.manifest import current
+
+    path = tmp_path / "manifest.jsonl"
+    write(path, [{"run_id": 0, "status": "ok"}])
+    first = read_manifest(path)
+    assert current(first, tmp_path) is first
+    with ManifestWriter(str(path)) as writer:  # another process finishes a run meanwhile
+        writer.append({"run_id": 1, "status": "ok"})
+    again = current(first, tmp_path)
+    assert again is not first and sorted(again.entries) == [0, 1]
+    assert current(None, path).entries == again.entries

@@ -71,7 +71,8 @@ def load(out: str, entries: Mapping[int, Mapping[str, Any]], key: str, columns: 
         own = [n for n in data.schema.names if n not in compact.parameters_in(data.schema)]
         cols = own if columns is None else [c for c in columns if c in own]
         filter = None if len(from_compact) == len(held) else ds.field(RUN_ID).isin(from_compact)
-        parts.append(data.to_table(columns=cols, filter=filter).replace_schema_metadata(data.schema.metadata))
+        metadata = {k: v for k, v in (data.schema.metadata or {}).items() if k != compact.RUNS_KEY}
+        parts.append(data.to_table(columns=cols, filter=filter).replace_schema_metadata(metadata))
     if rest:
         parts.append(read_table(output_files(out, entries, key, rest), columns))
     parts = [p for p in parts if p.num_columns]

@@ -116,6 +116,7 @@ class Sweep(SweepOpening, SweepOutputs):
             if owned:
                 pool.close()
         self._manifest = read_manifest(self.out)
+        self._auto_compact()  # a big sweep is read back from one file per output, not one per run
         return self
 
     def extend(self, m: int, backend: Pool | None = None, progress: bool = True,

@@ -49,6 +49,7 @@ class SweepOutputs:
                 runs: Sequence[int] | None = None) -> pd.DataFrame:
         """Every run's rows of ``report`` (default: the script's first ReportFile), indexed by (run_id, time);
         ``columns`` / ``runs`` read only those report columns / run ids."""
+        self._auto_compact()
         frame = results.results(self.out, self.design, self.manifest.entries, report, columns=columns, runs=runs)
         frame.attrs["sweep"] = _Handle(self)
         return frame
@@ -80,6 +81,7 @@ class SweepOutputs:
         if name not in defined:
             raise KeyError(f"the script defines no EphemerisFile named {name!r}; it defines: "
                            f"{', '.join(defined) or 'none'}")
+        self._auto_compact()
         table = reading.load(self.out, self.manifest.entries, outputs.key(outputs.EPHEMERIS, name))
         if table is None:
             raise KeyError(f"no ok run has a readable ephemeris {name!r} (see summary()['warnings'])")
@@ -111,6 +113,7 @@ class SweepOutputs:
 
         >>> sweep.dataset().to_table(columns=["run_id", "Sat.Earth.SMA"]).to_pandas()
         """
+        self._auto_compact()
         entries = self.manifest.entries
         if report is None:
             from .results import report_names
@@ -122,6 +125,7 @@ class SweepOutputs:
         return reading.dataset(self.out, self.design, entries, report, runs)
 
     def _kind_table(self, kind: str, name: str | None) -> pd.DataFrame:
+        self._auto_compact()
         entries = self.manifest.entries
         names = reading.names_of(entries, kind)
         if name is not None and name not in names:
@@ -144,6 +148,13 @@ class SweepOutputs:
         from .compact import compact
 
         return compact(self.out, self.design, self.manifest.entries)
+
+    def _auto_compact(self) -> None:
+        """Compact when many ok runs lie outside the compact files (see ``compact.AUTO_RUNS``): what a finished sweep
+        and every read of a big one does, so results() of 100 000 runs opens a few files, not 100 000."""
+        from .compact import auto
+
+        auto(self.out, self.design, self.manifest.entries)
 
 
 class _Handle:
