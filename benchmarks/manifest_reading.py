@@ -12,8 +12,8 @@ wall time of a fresh process (Python's and gmat-sweep's imports excluded, measur
 repeats:
 
 - ``read_manifest``: parsing the file into the header and the entries by run id;
-- resume scan: ``Sweep.from_manifest`` then what ``resume`` does before dispatching (read the manifest again and
-  check it is the same sweep);
+- resume scan: ``Sweep.from_manifest`` then what ``resume`` does before dispatching (check the manifest is the
+  same sweep, list the ids to run, collect the finished runs' durations; the preflight on the workers excluded);
 - ``gmat-sweep show OUT``: the whole command, imports included (a separate process, as a user runs it);
 - with ``--against FILE``: ``read_manifest`` of another copy of manifest.py, taking turns with this one.
 """
@@ -52,7 +52,11 @@ elif what.startswith("against="):
     other.read_manifest(out)
 else:
     sweep = Sweep.from_manifest(out)
-    sweep._open_out(allow_changed_script=False, resume=True)
+    existing = sweep._open_out(False, resume=True)
+    # The ids resume would dispatch, and the finished runs' durations its adaptive timeout starts from.
+    todo = [i for i in range(len(sweep.design)) if existing.get(i, {}).get("status") != "ok"]
+    durations = [float(e["duration"]) for e in sweep.manifest.entries.values()
+                 if e.get("status") == "ok" and e.get("duration")]
 print(time.perf_counter() - start)
 """
 

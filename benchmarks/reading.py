@@ -13,7 +13,13 @@ grid design of N values of Sat.SMA. On disk the result is what an N-run sweep of
 Each measurement runs in a fresh Python process (so one does not inherit another's heap); peak RSS is that process's
 high-water mark minus its RSS just before the call (after imports and opening the manifest). Figures on a busy
 shared machine are indicative only. Goals: results() peak <= 2x its frame; summary()/counts() < 2 s at 100 000 runs.
-Each is measured on the per-run files, then again after Sweep.compact() gathered them into one file per report.
+
+Three passes over each sweep:
+1. the per-run files, with automatic compaction switched off (``compact.AUTO_RUNS = None``): reading as it was;
+2. the first results() with automatic compaction on, as a user meets a sweep left uncompacted (killed, or written
+   by an older version): it compacts the sweep, then reads the compact file (a sweep that finishes normally has
+   already compacted itself when it returns, so its users start at pass 3);
+3. every call again, on the compacted sweep.
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ MEASURE = r"""
 import json, resource, sys, time, psutil
 import pandas, polars, pyarrow.dataset  # imported before the baseline: their code is not the call's memory
 from gmat_sweep import Sweep
+import gmat_sweep.compact
 out, what = sys.argv[1], sys.argv[2]
+if len(sys.argv) > 3 and sys.argv[3] == "no-auto":
+    gmat_sweep.compact.AUTO_RUNS = None
 s = Sweep.from_manifest(out)
 s.manifest  # the manifest is read before the clock starts: every call needs it
 process = psutil.Process()
@@ -90,7 +99,7 @@ def synthesise(seed: pathlib.Path, out: pathlib.Path, runs: int) -> None:
     table = pq.read_table(seed / "runs" / "0" / entry["outputs"]["OrbitReport"])
     base = table.drop_columns(["run_id"])
     with open(out / "manifest.jsonl", "w") as handle:
-        handle.write(json.dumps(header) + "\n")
+        handle.write(json.dumps(header, separators=(",", ":")) + "\n")
         for run_id in range(runs):
             folder = out / "runs" / str(run_id)
             folder.mkdir(parents=True)
@@ -98,22 +107,25 @@ def synthesise(seed: pathlib.Path, out: pathlib.Path, runs: int) -> None:
             write_parquet(copy, folder / entry["outputs"]["OrbitReport"])
             entry["run_id"] = run_id
             entry["overrides"] = {"Sat.SMA": 6878.137 + 0.001 * run_id}
-            handle.write(json.dumps(entry) + "\n")
+            handle.write(json.dumps(entry, separators=(",", ":")) + "\n")  # as ManifestWriter writes
 
 
-def measure(out: pathlib.Path, what: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(out), what], capture_output=True, text=True,
-                          check=True)
+def measure(out: pathlib.Path, what: str, auto: bool = True) -> dict:
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(out), what, "auto" if auto else "no-auto"],
+                          capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(out: pathlib.Path, title: str) -> None:
+def line(what: str, r: dict) -> None:
+    ratio = f"{r['peak'] / r['size']:.2f}" if r["size"] else "-"
+    print(f"{what:<18}{r['wall']:>9.2f}{r['peak'] / 2**20:>10.1f}{r['size'] / 2**20:>10.1f}"
+          f"{ratio:>12}{r['rows']:>10}", flush=True)
+
+
+def report(out: pathlib.Path, title: str, auto: bool = True) -> None:
     print(f"  {title}")
     for what in ("results", "dataset->pandas", "dataset->polars", "summary", "counts"):
-        r = measure(out, what)
-        ratio = f"{r['peak'] / r['size']:.2f}" if r["size"] else "-"
-        print(f"{what:<18}{r['wall']:>9.2f}{r['peak'] / 2**20:>10.1f}{r['size'] / 2**20:>10.1f}"
-              f"{ratio:>12}{r['rows']:>10}", flush=True)
+        line(what, measure(out, what, auto))
 
 
 def main() -> None:
@@ -130,10 +142,10 @@ def main() -> None:
             synthesise(seed, out, runs)
             print(f"\n{runs} runs synthesised in {time.perf_counter() - started:.1f} s under {out}")
             print(f"{'call':<18}{'wall s':>9}{'peak MB':>10}{'frame MB':>10}{'peak/frame':>12}{'rows':>10}")
-            report(out, "per-run files")
-            started = time.perf_counter()
-            measure(out, "compact")
-            report(out, f"after Sweep.compact() ({time.perf_counter() - started:.1f} s, one process)")
+            report(out, "1. per-run files (automatic compaction off)", auto=False)
+            print("  2. the first read of the sweep left uncompacted (compacts it, then reads)")
+            line("results", measure(out, "results"))
+            report(out, "3. the compacted sweep")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

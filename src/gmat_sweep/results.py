@@ -169,7 +169,11 @@ def _read_report(out: str, entries: Mapping[int, Mapping[str, Any]], report: str
         columns = list(dict.fromkeys([*([time_column] if time_column else []), *columns, RUN_ID]))
     # Runs can disagree on a column's type (a column that is all-NaN in one run); load unifies permissively.
     table = load(out, entries, report, columns, runs)
-    return None if table is None else table.to_pandas(self_destruct=True, split_blocks=True)
+    if table is None:
+        return None
+    from .reading import POOL
+
+    return table.to_pandas(self_destruct=True, split_blocks=True, memory_pool=POOL)
 
 
 def _compact_file(out: str, report: str) -> str:
