@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import pathlib
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,7 +41,7 @@ from gmat_sweep import Sweep
 from gmat_sweep.manifest import read_manifest
 
 what, out = sys.argv[1], sys.argv[2]
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 if what == "read_manifest":
     read_manifest(out)
 elif what.startswith("against="):
@@ -48,7 +49,7 @@ elif what.startswith("against="):
     spec = importlib.util.spec_from_file_location("other_manifest", what.split("=", 1)[1])
     other = sys.modules["other_manifest"] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(other)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     other.read_manifest(out)
 else:
     sweep = Sweep.from_manifest(out)
@@ -57,7 +58,7 @@ else:
     todo = [i for i in range(len(sweep.design)) if existing.get(i, {}).get("status") != "ok"]
     durations = [float(e["duration"]) for e in sweep.manifest.entries.values()
                  if e.get("status") == "ok" and e.get("duration")]
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
@@ -83,18 +84,22 @@ def synthesise(out: pathlib.Path, runs: int) -> None:
             handle.write(json.dumps(entry, separators=(",", ":")) + "\n")
 
 
-def timed(what: str, out: pathlib.Path) -> float:
+def timed(what: str, out: pathlib.Path) -> tuple[float, float]:
+    """(wall, CPU) seconds: on a busy machine the CPU time says more than the wall time."""
     if what == "show":
         cli = pathlib.Path(sys.executable).with_name("gmat-sweep")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run([str(cli), "show", str(out)], capture_output=True, text=True, timeout=600)
         wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         assert done.returncode == 0, done.stderr
-        return wall
+        return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     done = subprocess.run([sys.executable, "-c", _TIMED, what, str(out)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
-    return float(done.stdout.split()[-1])
+    wall, cpu = done.stdout.split()[-2:]
+    return float(wall), float(cpu)
 
 
 def main(runs: int, repeats: int, against: str | None) -> None:
@@ -105,13 +110,17 @@ def main(runs: int, repeats: int, against: str | None) -> None:
         print(f"{runs}-run manifest: {size:.1f} MiB")
         if against:
             pairs = [(timed("read_manifest", out), timed(f"against={against}", out)) for _ in range(repeats)]
-            print(f"  read_manifest, this one {statistics.median(p[0] for p in pairs):.2f} s, {against} "
-                  f"{statistics.median(p[1] for p in pairs):.2f} s (medians of {repeats}, taking turns)")
+            ours, theirs = ([p[k] for p in pairs] for k in (0, 1))
+            print(f"  read_manifest, this one {statistics.median(w for w, _ in ours):.2f} s "
+                  f"(CPU {statistics.median(c for _, c in ours):.2f} s), {against} "
+                  f"{statistics.median(w for w, _ in theirs):.2f} s (CPU {statistics.median(c for _, c in theirs):.2f}"
+                  f" s) (medians of {repeats}, taking turns)")
         for what in ("read_manifest", "resume scan", "show"):
-            walls = [timed(what, out) for _ in range(repeats)]
-            print(f"  {what:<14} {statistics.median(walls):6.2f} s (median of {repeats}: "
-                  f"{', '.join(f'{w:.2f}' for w in walls)})", flush=True)
-
+            figures = [timed(what, out) for _ in range(repeats)]
+            walls = [w for w, _ in figures]
+            cpu = statistics.median(c for _, c in figures)
+            print(f"  {what:<14} {statistics.median(walls):6.2f} s, CPU {cpu:.2f} s "
+                  f"(median of {repeats}; walls {', '.join(f'{w:.2f}' for w in walls)})", flush=True)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -200,3 +200,19 @@ def test_a_sweep_whose_compact_folder_cannot_be_written_is_read_from_its_run_fil
     (copy / compact.FOLDER).write_text("not a folder")  # as a read-only or full disk would, writing fails
     pd.testing.assert_frame_equal(Sweep.from_manifest(copy).results(), finished[1]["results"])
     assert (copy / compact.FOLDER).read_text() == "not a folder"
+
+
+def test_an_ok_run_whose_file_is_lost_is_read_around_and_not_compacted_again_on_every_read(finished, tmp_path,
+                                                                                          monkeypatch):
+    copy = _copy(finished, tmp_path)
+    (copy / "runs" / "5" / "OrbitReport.parquet").unlink()
+    monkeypatch.setattr(compact, "AUTO_RUNS", None)
+    expected = Sweep.from_manifest(copy).results()
+    assert expected.loc[5, "Sat.Earth.SMA"].isna().all()
+    monkeypatch.setattr(compact, "AUTO_RUNS", 1)
+    sweep = Sweep.from_manifest(copy)
+    pd.testing.assert_frame_equal(sweep.results(), expected)
+    assert _held(copy) == [0, 1, 2, 3, 4]
+    inode = os.stat(compact.path_of(str(copy), "OrbitReport")).st_ino
+    pd.testing.assert_frame_equal(sweep.results(), expected)
+    assert os.stat(compact.path_of(str(copy), "OrbitReport")).st_ino == inode

@@ -98,14 +98,13 @@ def compact(out: str, design: Design, entries: Mapping[int, Mapping[str, Any]]) 
     for key in output_keys(entries):
         ids = ok_ids(entries, key)
         held = covered(out, key)
-        if held and held == set(ids):
-            written.append(path_of(out, key))  # already up to date
-            continue
         new = [i for i in ids if i not in held]
         files = [(i, os.path.join(run_dir(out, i), entries[i]["outputs"][key])) for i in new]
-        files = [(i, f) for i, f in files if os.path.exists(f)]
+        files = [(i, f) for i, f in files if os.path.exists(f)]  # an ok run's file can be lost: read around it
         keep = sorted(held.intersection(ids))
-        if files or keep:
+        if held and not files and len(keep) == len(held):
+            written.append(path_of(out, key))  # already up to date: nothing new, nothing to drop
+        elif files or keep:
             written.append(_write(out, key, design, keep, files))
     return written
 
