@@ -166,6 +166,7 @@ def _write(out: str, key: str, design: Design, keep: Sequence[int], files: Seque
     with contextlib.suppress(FileNotFoundError):
         os.remove(target + ".runs.json")  # an older layout's list; the file now carries its own
     _fsync_dir(os.path.dirname(target))
+    _give_back_memory()
     return target
 
 
@@ -296,6 +297,19 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _give_back_memory() -> None:
+    """Return what the compaction freed to the system. Reading 100 000 small files leaves ~300 MB free but held in
+    glibc's per-thread arenas (Arrow's reader threads), which a reader that compacts first then needs for its table:
+    ``malloc_trim`` hands it back (elsewhere than glibc, nothing to do)."""
+    pa.default_memory_pool().release_unused()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _fsync_dir(directory: str) -> None:
