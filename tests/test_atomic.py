@@ -56,3 +56,20 @@ def test_replacing_gives_a_path_beside_the_target_and_durable_writes_land_whole(
     assert target.read_bytes() == b'{"kind":"gmat-sweep"}\n'
     write_bytes(target, memoryview(b"header\nline\n"), durable=True)
     assert target.read_bytes() == b"header\nline\n" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_abandoned_lists_only_the_temporary_files_of_dead_writers_of_this_host(tmp_path):
+    import os
+    import socket
+
+    from gmat_sweep.atomic import abandoned
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)  # a process that has exited
+    host = socket.gethostname()
+    names = {"dead": f".RF.parquet.{dead}@{host}.0a1b.tmp", "alive": f".RF.parquet.{os.getpid()}@{host}.0a1b.tmp",
+             "elsewhere": f".RF.parquet.{dead}@not-{host}.0a1b.tmp", "other": "RF.parquet"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"x")
+    assert abandoned(tmp_path) == [str(tmp_path / names["dead"])]
+    assert abandoned(tmp_path / "missing") == []

@@ -182,14 +182,14 @@ def test_a_compaction_killed_midway_loses_nothing(finished, tmp_path, where):
     old = pathlib.Path(compact.path_of(str(copy), "OrbitReport")).read_bytes()
     killed = subprocess.run([sys.executable, "-c", _KILLED_COMPACTION, str(copy), where])
     assert killed.returncode == -signal.SIGKILL
-    left = glob.glob(str(copy / compact.FOLDER / "*.tmp"))
+    left = glob.glob(str(copy / compact.FOLDER / ".*.tmp"))
     assert len(left) == 1  # the killed process's temporary file
     assert pathlib.Path(compact.path_of(str(copy), "OrbitReport")).read_bytes() == old  # untouched
     assert _held(copy) == [0, 1, 2]
     pd.testing.assert_frame_equal(Sweep.from_manifest(copy).results(), finished[1]["results"])
     # The next compaction removes what the killed one left and finishes the job.
     Sweep.from_manifest(copy).compact()
-    assert not glob.glob(str(copy / compact.FOLDER / "*.tmp"))
+    assert not glob.glob(str(copy / compact.FOLDER / ".*.tmp"))
     assert _held(copy) == list(range(6))
     pd.testing.assert_frame_equal(Sweep.from_manifest(copy).results(), finished[1]["results"])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import uuid
 from collections.abc import Buffer, Iterator
 
@@ -22,7 +23,9 @@ def replacing(path: str | os.PathLike[str], durable: bool = False) -> Iterator[s
     """A temporary path beside ``path`` to write to; when the block ends without an error, it replaces ``path`` in
     one rename, else it is removed. The folder must exist."""
     directory, name = os.path.split(os.fspath(path))
-    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+    # The writer's process and host in the name: a writer killed outright leaves the file, and abandoned() tells it
+    # from one still writing.
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}@{socket.gethostname()}.{uuid.uuid4().hex}.tmp")
     try:
         yield tmp
         if durable:
@@ -50,3 +53,36 @@ def _fsync(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def abandoned(directory: str | os.PathLike[str]) -> list[str]:
+    """The temporary files in ``directory`` whose writer was killed (a process of this host that is gone); those of
+    live processes, or of other hosts sharing the folder, are left alone.
+
+    >>> for path in abandoned("out/compact"): os.remove(path)
+    """
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    host, found = socket.gethostname(), []
+    for name in names:
+        if not (name.startswith(".") and name.endswith(".tmp") and "@" in name):
+            continue
+        writer, _, rest = name[:-len(".tmp")].rpartition("@")
+        pid, where = writer.rpartition(".")[2], rest.rpartition(".")[0]
+        if where == host and pid.isdigit() and not _alive(int(pid)):
+            found.append(os.path.join(directory, name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

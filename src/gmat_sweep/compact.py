@@ -16,10 +16,8 @@ none) and a temporary file that the next compaction removes, never a file whose 
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
-import socket
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from .atomic import abandoned, replacing
 from .design import Design
 from .layout import run_dir
 from .records import OK
@@ -141,9 +140,8 @@ def _write(out: str, key: str, design: Design, keep: Sequence[int], files: Seque
                      metadata={**(schema.metadata or {}), PARAMETERS_KEY: json.dumps(parameters).encode(),
                                RUNS_KEY: json.dumps(_ranges(ids)).encode()})
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    # One per process: two readers compacting at once do not share it, and the next compaction knows whose it is.
-    tmp = f"{target}.{os.getpid()}@{socket.gethostname()}.tmp"
-    try:
+    # Durable: the file's bytes are on disk before its name says it is complete.
+    with replacing(target, durable=True) as tmp:
         with pq.ParquetWriter(tmp, full, compression="zstd") as writer:
             pending: list[pa.Table] = []
             size = 0
@@ -155,17 +153,10 @@ def _write(out: str, key: str, design: Design, keep: Sequence[int], files: Seque
                     pending, size = [], 0
             if pending:
                 writer.write_table(pa.concat_tables(pending), row_group_size=_ROWS_PER_GROUP)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())  # the file's bytes are on disk before its name says it is complete
         if old is not None:
             old.close()
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
     with contextlib.suppress(FileNotFoundError):
         os.remove(target + ".runs.json")  # an older layout's list; the file now carries its own
-    _fsync_dir(os.path.dirname(target))
     _give_back_memory()
     return target
 
@@ -279,24 +270,9 @@ def _expand(ranges: Sequence[Sequence[int]]) -> Iterator[int]:
 
 def _remove_abandoned(out: str) -> None:
     """Delete the temporary files of compactions killed midway (their process is gone)."""
-    host = socket.gethostname()
-    for path in glob.glob(os.path.join(out, FOLDER, "*.parquet.*@*.tmp")):
-        pid, _, where = path[:-len(".tmp")].rsplit(".parquet.", 1)[-1].partition("@")
-        if where == host and pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    for path in abandoned(os.path.join(out, FOLDER)):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
 def _give_back_memory() -> None:
@@ -310,15 +286,6 @@ def _give_back_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def _fsync_dir(directory: str) -> None:
-    with contextlib.suppress(OSError):
-        handle = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
 
 
 def parameters_in(schema: pa.Schema) -> list[str]:
