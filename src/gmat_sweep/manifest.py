@@ -206,8 +206,7 @@ class ManifestWriter:
             self.sync()
 
     def _write(self, entry: Mapping[str, Any]) -> None:
-        line = json.dumps(entry, separators=(",", ":"), default=_fallback).encode() + b"\n"
-        self._file.write(line)
+        self._file.write(_ENCODER.encode(entry).encode() + b"\n")
 
     def sync(self) -> None:
         self._file.flush()
@@ -243,3 +242,7 @@ def _fallback(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return str(value)
+
+
+# One encoder for every line (what json.dumps with these options builds anew on each call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_fallback)

@@ -221,14 +221,17 @@ class Sweep(SweepOpening, SweepOutputs):
                 outcome.status, outcome.error = FAILED, "; ".join(unconverged(outcome))
             writer.append(self._entry(outcome))
             counts[OK if outcome.ok else FAILED] += 1
-            if progress:  # a disabled bar still formats its postfix
-                bar.update(1)
+            # The counts are formatted only when the bar was just redrawn (a few times a second, not on every run);
+            # the next redraw shows them.
+            if progress and bar.update(1):
                 bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)
 
         try:
             pool.run_each(self._specs(todo), record)
         finally:
             writer.close()
+            if progress:
+                bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)  # drawn by close
             bar.close()
 
     def _specs(self, todo: Sequence[int]) -> Iterator[RunSpec]:
@@ -238,8 +241,9 @@ class Sweep(SweepOpening, SweepOutputs):
                 leftovers = next(entries, None) is not None  # a fresh sweep need not look for old run folders
         except FileNotFoundError:
             leftovers = False
+        prefix = run_dir(self.out, 0)[:-1]  # one join per sweep, not per run
         for run_id in todo:
-            folder = run_dir(self.out, run_id)
+            folder = f"{prefix}{run_id}"
             if leftovers and os.path.isdir(folder):
                 shutil.rmtree(folder)  # what an earlier failed or interrupted attempt left
             yield RunSpec(run_id=run_id, script=self.source, overrides=self.design[run_id], out_dir=folder,

@@ -7,8 +7,11 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import functools
+import math
 import multiprocessing
 import os
+import pickle
+import select
 import shutil
 import tempfile
 import threading
@@ -28,6 +31,15 @@ from .process import READY, StartFailed, WorkerProcess, start_failure
 _Finished = list[tuple[concurrent.futures.Future[Any], "bytes | BaseException"]]
 
 
+def _dumps(value: Any) -> bytes:
+    # The plain pickler first: a run's task needs none of ForkingPickler's reducers (pipes, sockets), and skipping
+    # its per-call setup is a few microseconds of the driver's time on every run.
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - e.g. a multiprocessing object only ForkingPickler can reduce
+        return bytes(ForkingPickler.dumps(value))
+
+
 def _deliver(future: concurrent.futures.Future[Any], reply: bytes | BaseException) -> None:
     if isinstance(reply, BaseException):
         ok, value = False, reply
@@ -43,6 +55,32 @@ def _deliver(future: concurrent.futures.Future[Any], reply: bytes | BaseExceptio
             future.set_exception(value)
     except concurrent.futures.InvalidStateError:
         pass  # already settled: the pool was closed meanwhile
+
+
+class _Poller:
+    """``multiprocessing.connection.wait`` for the dispatcher, keeping one poll registration while the set of pipes
+    and process sentinels stays the same (it changes only when a worker starts or is replaced), instead of building
+    and registering a new selector on every wake-up, i.e. on every run."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, ...] = ()
+        self._poll: Any = None
+        self._objects: dict[int, Any] = {}
+
+    def wait(self, objects: list[Any], timeout: float | None) -> list[Any]:
+        if not hasattr(select, "poll"):
+            return wait(objects, timeout=timeout)
+        fds = [o if isinstance(o, int) else o.fileno() for o in objects]
+        # By object as well as number: a replaced worker's new pipe may reuse a closed one's descriptor numbers.
+        key = (*fds, *map(id, objects))
+        if key != self._key:
+            self._poll = select.poll()
+            for fd in fds:
+                self._poll.register(fd, select.POLLIN)
+            self._key, self._objects = key, dict(zip(fds, objects))
+        # Rounded up, as multiprocessing's wait does: a deadline must not be polled for a millisecond early.
+        events = self._poll.poll(None if timeout is None else math.ceil(timeout * 1000))
+        return [self._objects[fd] for fd, _ in events]
 
 
 class LocalPool(Pool):
@@ -79,6 +117,7 @@ class LocalPool(Pool):
         self._tmp = tempfile.mkdtemp(prefix="gmat-sweep-pool-")
         # Also when the pool is never closed: at garbage collection or when the interpreter exits.
         self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        self._resubmitted = False  # set when a result's callback submits a task on the dispatcher thread
         self._thread = threading.Thread(target=self._loop, name="gmat-sweep-localpool", daemon=True)
         self._thread.start()
 
@@ -114,9 +153,16 @@ class LocalPool(Pool):
         future.gmat_limit = task_limit(self.timeout, args)  # type: ignore[attr-defined]
         # Pickled here, on the caller's thread, so handing a task to a worker that just finished one is only a write.
         try:
-            task = bytes(ForkingPickler.dumps((fn, args)))
+            task = _dumps((fn, args))
         except Exception as exc:  # noqa: BLE001 - an unpicklable task fails alone, like any other task
             future.set_exception(WorkerLost(f"could not send the task to a worker: {exc}"))
+            return future
+        if threading.get_ident() == self._thread.ident:
+            # Submitted by a result's callback: the dispatcher sends it once the callbacks return, without waking
+            # itself through the pipe (a write, a poll and a read on every run).
+            with self._lock:
+                self._queue.append((future, task))
+                self._resubmitted = True
             return future
         with self._lock:
             self._queue.append((future, task))
@@ -138,7 +184,8 @@ class LocalPool(Pool):
         state: dict[str, Any] = {"inflight": 0, "exhausted": False, "stopped": False, "error": None}
 
         def refill() -> None:  # called with ``lock`` held
-            while not state["stopped"] and not state["exhausted"] and state["inflight"] < self.window_size(window):
+            size = self.window_size(window)
+            while not state["stopped"] and not state["exhausted"] and state["inflight"] < size:
                 try:
                     item = next(source)
                 except StopIteration:
@@ -225,20 +272,24 @@ class LocalPool(Pool):
                     future.set_exception(error)
 
     def _serve(self) -> None:
+        poller = _Poller()
         while not self._closed:
             finished: _Finished = []
+            self._resubmitted = False
             try:
                 self._dispatch(finished)
             finally:
                 for future, reply in finished:
                     _deliver(future, reply)
+            if self._resubmitted:
+                continue  # a callback above submitted a task: send it before waiting
             with self._lock:
                 waitables: list[Any] = [self._wake_r]
                 for worker in self._workers:
                     waitables += [worker.conn, worker.process.sentinel]
                 deadlines = [w.deadline for w in self._workers if w.deadline is not None]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            ready = wait(waitables, timeout=timeout)
+            ready = poller.wait(waitables, timeout)
             if self._wake_r in ready:
                 while self._wake_r.poll():
                     self._wake_r.recv()
