@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/driver_cpu.py                      # 2 000 runs, LocalPool and DaskPool, 2 rounds each
     .venv/bin/python benchmarks/driver_cpu.py --runs 5000 --rounds 3 --backends local
-    .venv/bin/python benchmarks/driver_cpu.py --profile local      # cProfile of one LocalPool sweep, top 25
+    .venv/bin/python benchmarks/driver_cpu.py --fsync-every 100    # grouped manifest fsyncs, for comparison
+    .venv/bin/python benchmarks/driver_cpu.py --profile local      # cProfile of one sweep (LocalPool: its dispatcher)
 
 The mission is a 1-second propagation: almost all of a run is GMAT's fixed cost, so runs finish as fast as a worker
 can do them and the driver's own work per run (handing out the spec, reading the result back, writing the run's
@@ -65,9 +66,10 @@ def threads_cpu() -> dict[str, float]:
     return out
 
 
-def one_sweep(pool, path: str, runs: int, root: str, progress: bool, profile: cProfile.Profile | None = None):
+def one_sweep(pool, path: str, runs: int, root: str, progress: bool, profile: cProfile.Profile | None = None,
+              fsync_every: int = 1):
     grid = {"Sat.SMA": [7000.0 + 0.01 * i for i in range(runs)]}
-    sweep = Sweep(path, grid=grid, out=tempfile.mkdtemp(dir=root))
+    sweep = Sweep(path, grid=grid, out=tempfile.mkdtemp(dir=root), fsync_every=fsync_every)
     threads0 = threads_cpu()
     user0, sys0 = cpu()
     wall0 = time.perf_counter()
@@ -103,12 +105,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backends", default="local,dask")
+    parser.add_argument("--fsync-every", type=int, default=1, help="Sweep(fsync_every=...); default 1, a fsync per run")
     parser.add_argument("--progress", action="store_true", help="with the progress bar drawn (to stderr)")
     parser.add_argument("--profile", choices=["local", "dask"], help="profile one sweep on this backend instead")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
           f"{os.cpu_count()} cores; {args.runs} runs of a 1-second mission on {args.workers} workers, "
-          f"progress bar {'on' if args.progress else 'off'}")
+          f"progress bar {'on' if args.progress else 'off'}, fsync_every={args.fsync_every}")
     with tempfile.TemporaryDirectory(prefix="gmat-sweep-driver-") as root:
         path = os.path.join(root, "one_second.script")
         with open(path, "w") as handle:
@@ -137,7 +140,8 @@ def main() -> None:
                     stats.sort_stats("tottime").print_stats(30)
                     continue
                 for round_ in range(args.rounds):
-                    user, system, rate = one_sweep(pool, path, args.runs, root, args.progress)
+                    user, system, rate = one_sweep(pool, path, args.runs, root, args.progress,
+                                                   fsync_every=args.fsync_every)
                     print(f"{kind:5s} round {round_ + 1}: driver CPU {user + system:.3f} ms/run (user {user:.3f}, "
                           f"sys {system:.3f}); {rate:.0f} runs/s; one driver could feed {1e3 / (user + system):.0f} "
                           f"runs/s" + ("; the LocalCluster's scheduler runs in this process and is counted"

@@ -352,7 +352,9 @@ class LocalPool(Pool):
                         self._received(worker, worker.conn.recv_bytes(), finished, now)
                     except (EOFError, OSError):
                         self._replace(worker, worker.death(), finished, now)
-                elif worker.process.sentinel in ready or not worker.process.is_alive():
+                # A dead process's sentinel is among the waitables (one started since is seen on the next wake-up):
+                # no waitpid per worker per run.
+                elif worker.process.sentinel in ready:
                     self._replace(worker, worker.death(), finished, now)
                 elif worker.deadline is not None and now >= worker.deadline:
                     # A result that arrived since the wait wins over the deadline (which then moves on).
