@@ -27,6 +27,7 @@ import os
 import pstats
 import resource
 import tempfile
+import threading
 import time
 
 from gmat_sweep import Sweep
@@ -82,8 +83,10 @@ def one_sweep(pool, path: str, runs: int, root: str, progress: bool, profile: cP
     user1, sys1 = cpu()
     threads1 = threads_cpu()
     spent = {k: v - threads0.get(k, 0.0) for k, v in threads1.items()}
+    names = {str(t.native_id): t.name for t in threading.enumerate()}
     busy = sorted(((v, k) for k, v in spent.items() if v > 0), reverse=True)[:4]
-    print("    by thread (ms/run): " + ", ".join(f"{k.split(':')[0]} {v / runs * 1e3:.3f}" for v, k in busy))
+    print("    by thread (ms/run): " + ", ".join(f"{names.get(k.split(':')[1], k.split(':')[0])} {v / runs * 1e3:.3f}"
+                                                for v, k in busy))
     counts = sweep.counts()
     assert counts["ok"] == runs, counts
     return (user1 - user0) / runs * 1e3, (sys1 - sys0) / runs * 1e3, runs / wall
@@ -132,7 +135,7 @@ def main() -> None:
             with make_pool(kind, args.workers) as pool:
                 one_sweep(pool, path, 2 * args.workers, root, False)  # workers started, engines warm
                 if args.profile:
-                    # One profiler per process (Python >= 3.12): the dispatcher's, when there is one.
+                    # One profiler at a time per process (Python >= 3.12): the dispatcher's, when there is one.
                     profile = None if thread_profile is not None and kind == "local" else cProfile.Profile()
                     one_sweep(pool, path, args.runs, root, args.progress, profile)
                     pool.close()
