@@ -68,7 +68,7 @@ def threads_cpu() -> dict[str, float]:
 
 
 def one_sweep(pool, path: str, runs: int, root: str, progress: bool, profile: cProfile.Profile | None = None,
-              fsync_every: int = 1):
+              fsync_every: int = 1, report: bool = True):
     grid = {"Sat.SMA": [7000.0 + 0.01 * i for i in range(runs)]}
     sweep = Sweep(path, grid=grid, out=tempfile.mkdtemp(dir=root), fsync_every=fsync_every)
     threads0 = threads_cpu()
@@ -85,8 +85,9 @@ def one_sweep(pool, path: str, runs: int, root: str, progress: bool, profile: cP
     spent = {k: v - threads0.get(k, 0.0) for k, v in threads1.items()}
     names = {str(t.native_id): t.name for t in threading.enumerate()}
     busy = sorted(((v, k) for k, v in spent.items() if v > 0), reverse=True)[:4]
-    print("    by thread (ms/run): " + ", ".join(f"{names.get(k.split(':')[1], k.split(':')[0])} {v / runs * 1e3:.3f}"
-                                                for v, k in busy))
+    if report:
+        print("    by thread (ms/run): " + ", ".join(f"{names.get(k.split(':')[1], k.split(':')[0])} {v / runs * 1e3:.3f}"
+                                                    for v, k in busy))
     counts = sweep.counts()
     assert counts["ok"] == runs, counts
     return (user1 - user0) / runs * 1e3, (sys1 - sys0) / runs * 1e3, runs / wall
@@ -133,7 +134,7 @@ def main() -> None:
 
                 LocalPool._serve = profiled
             with make_pool(kind, args.workers) as pool:
-                one_sweep(pool, path, 2 * args.workers, root, False)  # workers started, engines warm
+                one_sweep(pool, path, 2 * args.workers, root, False, report=False)  # workers started, engines warm
                 if args.profile:
                     # One profiler at a time per process (Python >= 3.12): the dispatcher's, when there is one.
                     profile = None if thread_profile is not None and kind == "local" else cProfile.Profile()
