@@ -20,10 +20,23 @@ import subprocess
 import sys
 import tempfile
 
+#: A mission that propagates one second: a run that is almost all GMAT's fixed cost (the driver and fixed-cost
+#: benchmarks measure what surrounds the integration, not the integration).
+ONE_SECOND_MISSION = """Create Spacecraft Sat;
+GMAT Sat.SMA = 7000;
+Create Propagator Prop;
+Create ReportFile RF;
+GMAT RF.Add = {Sat.ElapsedSecs, Sat.Earth.SMA};
+BeginMissionSequence;
+Propagate Prop(Sat) {Sat.ElapsedSecs = 1};
+"""
+
+
 # Each loop runs in a process of its own. A bare loop imports gmatpy alone (nothing of gmat_sweep, numpy or pyarrow)
 # so that its process stays single-threaded, as a user's own gmatpy script is: importing numpy starts OpenBLAS
 # threads and pyarrow jemalloc's, and a GMAT run is ~30-50 % slower in a process that has a second thread. The
 # "ready" line carries the process's thread count, so a figure says what it was measured on.
+
 _LOOP = r"""
 import json, os, sys, time
 

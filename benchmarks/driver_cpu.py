@@ -30,16 +30,10 @@ import tempfile
 import threading
 import time
 
+from common import ONE_SECOND_MISSION
 from gmat_sweep import Sweep
 
-MISSION = """Create Spacecraft Sat;
-GMAT Sat.SMA = 7000;
-Create Propagator Prop;
-Create ReportFile RF;
-GMAT RF.Add = {Sat.ElapsedSecs, Sat.Earth.SMA};
-BeginMissionSequence;
-Propagate Prop(Sat) {Sat.ElapsedSecs = 1};
-"""
+MISSION = ONE_SECOND_MISSION
 
 
 def cpu() -> tuple[float, float]:

@@ -26,18 +26,11 @@ import os
 import statistics
 import tempfile
 
-from common import RawLoops
+from common import ONE_SECOND_MISSION, RawLoops
 
 from gmat_sweep.backends.spawn import SINGLE_THREADED
 
-MISSION = """Create Spacecraft Sat;
-GMAT Sat.SMA = 7000;
-Create Propagator Prop;
-Create ReportFile RF;
-GMAT RF.Add = {Sat.ElapsedSecs, Sat.Earth.SMA};
-BeginMissionSequence;
-Propagate Prop(Sat) {Sat.ElapsedSecs = 1};
-"""
+MISSION = ONE_SECOND_MISSION
 
 LOOPS = {
     "run_one, user process": ("run_one", {}),
