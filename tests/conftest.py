@@ -87,6 +87,15 @@ def manifest_fsyncs(monkeypatch) -> dict[str, int]:
     return counts
 
 
+def result_of(done) -> dict:
+    """What a test's program printed on its ``RESULT <json>`` line, once it exited 0."""
+    import json
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line.split(" ", 1)[1])
+
+
 def run_in_thread(sweep, pool):
     """Run ``sweep`` on ``pool`` in a thread so a test can act mid-sweep; the thread's error lands in ``box``."""
     import threading

@@ -33,7 +33,7 @@ from gmat_sweep.backends.dask import DaskPool, DaskPoolError  # noqa: E402
 from gmat_sweep.distribution import DISTRIBUTION  # noqa: E402
 from gmat_sweep.manifest import read_manifest  # noqa: E402
 
-from conftest import run_in_thread  # noqa: E402
+from conftest import result_of, run_in_thread  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TIMING = ["start", "end", "duration", "host", "pid", "worker"]
@@ -300,8 +300,7 @@ if __name__ == "__main__":
     path = tmp_path / "after_validate.py"
     path.write_text(program)
     done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = __import__("json").loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    found = result_of(done)
     assert found["failed"] == [1], found
     assert "timed out after 8 s" in found["error"][0]
 
