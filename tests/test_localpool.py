@@ -176,6 +176,20 @@ def test_closing_fails_the_running_task_and_the_one_sent_ahead():
         ahead.result(timeout=20)
 
 
+def test_the_driver_sees_a_spawned_process_end_on_its_sentinel():
+    # The driver must hold no copy of the child's end of the sentinel pipe, or the sentinel never becomes readable
+    # when the child exits: every join then waited out its timeout (closing a pool took 5 s a worker).
+    from multiprocessing.connection import wait
+
+    from gmat_sweep.backends import spawn
+
+    process = spawn.Process(target=pid_after, args=(0.0,))
+    process.start()
+    assert wait([process.sentinel], timeout=120) == [process.sentinel]
+    process.join(timeout=1)
+    assert process.exitcode == 0
+
+
 def _sent_ahead(pool: LocalPool) -> bool:
     return 2 in pool.tasks_per_worker().values()
 

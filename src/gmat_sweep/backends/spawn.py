@@ -102,6 +102,11 @@ class _Popen(popen_spawn_posix.Popen):
                 handle.write(fp.getbuffer())
         finally:
             self.finalizer = util.Finalize(self, util.close_fds, [fd for fd in (parent_r, parent_w) if fd is not None])
+            # The child's ends belong to the child alone: while the driver held child_w, the sentinel never became
+            # readable when the child exited, so every join waited out its timeout (closing a pool took 5 s a worker).
+            for fd in (child_r, child_w):
+                if fd is not None:
+                    os.close(fd)
 
 
 class Process(SpawnProcess):
