@@ -10,8 +10,10 @@ are faster than the bare loops: a gmat-sweep run gives GMAT comment-free copies 
 (gmat_sweep/gmat/kernels.py), which saves more than the per-run work costs.
 
 Each sweep is a full ``Sweep.run`` (preflight, manifest fsync per run, files under out/runs/<id>/) of ``--runs``
-missions on ``--workers`` single-threaded workers: a LocalPool and a DaskPool on a LocalCluster (return mode, the
-default, with its adaptive batching). Rounds interleave the measurements so machine noise hits all of them alike:
+missions on ``--workers`` single-threaded workers: a LocalPool and two DaskPools on LocalClusters (return mode, the
+default, with its adaptive batching): one as shipped, whose workers run GMAT in a single-threaded engine process
+each, and one whose workers run GMAT in the Dask worker process itself (``GMAT_SWEEP_ENGINE_PROCESS=0``, a
+multi-threaded process), so the engine process's worth is measured in the same rounds. Rounds interleave the measurements so machine noise hits all of them alike:
 each sweep runs between two raw-engine measurements and its ratio uses their mean; each ratio is the median of the
 per-round ratios. Target: DaskPool >= 85 % of the raw-engine limit.
 """
@@ -19,6 +21,7 @@ per-round ratios. Target: DaskPool >= 85 % of the raw-engine limit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
@@ -70,6 +73,21 @@ def sweep_rate(pool, path: str, runs: int, root: str) -> tuple[float, float, flo
     return total / elapsed, durations.sum() / (pool.max_workers * elapsed), durations.mean()
 
 
+@contextlib.contextmanager
+def worker_environment(name: str, value: str):
+    """``name=value`` in the environment of the worker processes a LocalCluster starts meanwhile (they inherit this
+    process's environment when they are spawned)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=400)
@@ -80,11 +98,12 @@ def main() -> None:
 
     from gmat_sweep.backends import LocalPool
     from gmat_sweep.backends.dask import DaskPool
+    from gmat_sweep.backends.dask import engine_process
 
-    figures: dict[str, list[float]] = {"engine": [], "run_one": [], "local": [], "dask": []}
-    inside: dict[str, list[float]] = {"busy": [], "mean": []}
+    figures: dict[str, list[float]] = {"engine": [], "run_one": [], "local": [], "dask": [], "inproc": []}
+    inside: dict[str, list[float]] = {"busy": [], "mean": [], "inproc_mean": []}
     # The limit as measured just before and just after each sweep, for that sweep's ratio.
-    around: dict[str, list[float]] = {"local": [], "dask": []}
+    around: dict[str, list[float]] = {"local": [], "dask": [], "inproc": []}
     with tempfile.TemporaryDirectory(prefix="gmat-sweep-bench-") as root:
         path = os.path.join(root, "leo.script")
         with open(path, "w") as handle:
@@ -95,11 +114,18 @@ def main() -> None:
             return figures["engine"][-1]
 
         with RawLoops(path, "RF", args.workers) as bare, RawLoops(path, "RF", args.workers, "run_one") as loops, \
-                LocalPool(args.workers) as local, DaskPool(n_workers=args.workers) as dask_pool:
+                LocalPool(args.workers) as local, DaskPool(n_workers=args.workers) as dask_pool, \
+                contextlib.ExitStack() as stack:
+            with worker_environment(engine_process.SWITCH, "0"):
+                inproc_pool = stack.enter_context(DaskPool(n_workers=args.workers))
+            assert set(inproc_pool.client.run(engine_process.enabled).values()) == {False}
+            assert set(dask_pool.client.run(engine_process.enabled).values()) == {True}
             before = engine_limit()
             for round_ in range(args.rounds):
                 figures["run_one"].append(limit(args.workers, loops.seconds_per_run(args.raw_runs)))
-                for name, pool in (("local", local), ("dask", dask_pool)):
+                # The two DaskPools swap places each round, so neither always follows LocalPool.
+                daskes = [("dask", dask_pool), ("inproc", inproc_pool)][::1 if round_ % 2 == 0 else -1]
+                for name, pool in (("local", local), *daskes):
                     rate, busy, mean = sweep_rate(pool, path, args.runs, root)
                     figures[name].append(rate)
                     after = engine_limit()
@@ -108,6 +134,8 @@ def main() -> None:
                     if name == "dask":
                         inside["busy"].append(busy)
                         inside["mean"].append(mean)
+                    elif name == "inproc":
+                        inside["inproc_mean"].append(mean)
                 print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in figures.items()),
                       flush=True)
             batch = dask_pool.runs_per_task()
@@ -117,14 +145,15 @@ def main() -> None:
     # Each sweep's ratio to the limit uses the limit measured right before and right after it (these VMs drift
     # from second to second); the other ratios are taken within each round; the figure is the median.
     ratio = {f"{a}/{b}": statistics.median(x / y for x, y in zip(figures[a], figures[b]))
-             for a, b in (("dask", "run_one"), ("dask", "local"))}
-    for name in ("dask", "local"):
+             for a, b in (("dask", "run_one"), ("dask", "local"), ("dask", "inproc"), ("inproc", "run_one"))}
+    for name in ("dask", "local", "inproc"):
         ratio[f"{name}/engine"] = statistics.median(x / y for x, y in zip(figures[name], around[name]))
     print(f"\n{args.runs} runs of a 30-minute LEO propagation on {args.workers} workers ({os.cpu_count()} cores), "
           f"{args.rounds} rounds; DaskPool batch size reached: {batch}")
     print(f"  {'runs/s':36} {'median':>7} {'best':>7}")
     rows = (("raw-engine limit (gmatpy alone)", "engine"), ("run_one in plain loops", "run_one"),
-            ("LocalPool sweep", "local"), ("DaskPool sweep (LocalCluster)", "dask"))
+            ("LocalPool sweep", "local"), ("DaskPool sweep (LocalCluster)", "dask"),
+            ("DaskPool, GMAT in the worker process", "inproc"))
     for label, key in rows:
         print(f"  {label:36} {med[key]:7.1f} {best[key]:7.1f}")
     print(f"  per-run time: engine {args.workers / med['engine'] * 1e3:.1f} ms, run_one "
@@ -133,6 +162,12 @@ def main() -> None:
     print(f"  DaskPool / run_one loops    {ratio['dask/run_one']:6.1%}")
     print(f"  DaskPool / LocalPool        {ratio['dask/local']:6.1%}")
     print(f"  LocalPool / raw-engine limit {ratio['local/engine']:6.1%}")
+    print(f"  DaskPool with GMAT in the worker process / raw-engine limit {ratio['inproc/engine']:6.1%}, "
+          f"/ run_one loops {ratio['inproc/run_one']:6.1%}")
+    print(f"  DaskPool (engine process) / DaskPool (GMAT in the worker process) {ratio['dask/inproc']:6.1%}; mean "
+          f"run inside the sweeps {statistics.median(inside['mean']) * 1e3:.1f} ms against "
+          f"{statistics.median(inside['inproc_mean']) * 1e3:.1f} ms (median of the rounds' ratios "
+          f"{statistics.median(a / b for a, b in zip(inside['mean'], inside['inproc_mean'])):.2f})")
     print(f"  inside the DaskPool sweeps: workers busy {statistics.median(inside['busy']):.1%} of the wall time, "
           f"mean run {statistics.median(inside['mean']) * 1e3:.1f} ms (run_one in a plain "
           f"loop: {args.workers / med['run_one'] * 1e3:.1f} ms): what is missing from the limit is CPU the workers "

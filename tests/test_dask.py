@@ -154,6 +154,8 @@ def test_same_tables_on_local_dask_return_and_dask_shared(leo, tmp_path, client)
     for runtime, cwd in client.run(eval, WHERE_GMAT_WRITES).values():
         assert runtime is not None  # the worker ran GMAT
         watched += [pathlib.Path(runtime), pathlib.Path(cwd)]
+    # Its engine process's GMAT runtime folder is inside the worker's local directory.
+    watched += [pathlib.Path(d) for d in client.run(lambda dask_worker: dask_worker.local_directory).values()]
     assert [p for folder in watched for p in folder.rglob(report_name)] == []
 
 
@@ -269,13 +271,15 @@ def test_run_over_timeout_fails_and_the_others_finish(leo, tmp_path, client):
     # The second run would take minutes; the others take milliseconds, so a limit far above them (a busy machine
     # must not time a normal run out) still cuts the long one short.
     grid = {"TOF": [1800, 86400 * 2000, 1800, 3600]}
+    pids = client.run(os.getpid)
     with DaskPool(client, timeout=8) as pool:
         sweep = Sweep(leo, grid=grid, out=tmp_path / "out").run(pool, progress=False)
     failed = sweep.failed()
     assert list(failed.index) == [1]
-    assert "timed out after 8 s" in failed.loc[1, "error"] and "was killed" in failed.loc[1, "error"]
+    assert "timed out after 8 s" in failed.loc[1, "error"] and "engine process" in failed.loc[1, "error"]
+    assert "was killed" in failed.loc[1, "error"]
     assert sweep.counts()["ok"] == 3
-    client.wait_for_workers(2, timeout=30)  # the nanny brings the killed worker back
+    assert client.run(os.getpid) == pids  # only the run's engine process was killed: the workers went on
 
 
 def test_timeout_holds_on_a_cluster_started_after_a_run_in_the_driver(leo, tmp_path):

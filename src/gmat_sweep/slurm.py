@@ -69,7 +69,7 @@ def slurm_options(cores: int = 1, memory: str | None = None, memory_per_core: st
         "python": python or sys.executable,
         "interface": interface,
         "death_timeout": death_timeout,
-        "nanny": True,  # the nanny kills runs past their timeout and restarts crashed workers
+        "nanny": True,  # the nanny restarts workers that die (timeouts and crashes kill only the engine process)
         "name": "gmat-sweep",
         "job_name": "gmat-sweep",
     }

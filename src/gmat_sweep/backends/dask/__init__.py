@@ -22,9 +22,13 @@ What it adds to plain Dask, and why:
   workers is split so that only the run that crashes GMAT fails (with ``WorkerLost``); a sweep whose cluster has no
   usable worker for ``worker_wait`` seconds stops with :class:`DaskPoolError` instead of hanging. Every finished
   run is already in the manifest, so ``Sweep.from_manifest(out).resume()`` finishes the rest.
-* **Timeouts.** A run that overruns ``timeout`` (or the sweep's) is recorded as failed and its worker process is
-  killed by a watchdog in the worker's nanny: GMAT holds the GIL for a whole mission, so nothing inside the worker
-  process can act meanwhile. The nanny starts a fresh worker at once. Workers without a nanny cannot time out runs.
+* **GMAT in a single-threaded process.** Each worker runs its missions in an engine process of its own (see
+  ``engine_process.py``): GMAT is slower in a multi-threaded process such as a Dask worker, and holds the GIL for a
+  whole mission, which the worker's heartbeat then need not wait for.
+* **Timeouts and crashes.** A run that overruns ``timeout`` (or the sweep's), or crashes GMAT, is recorded as
+  failed and only its engine process is killed; the worker starts another for its next run. With
+  ``GMAT_SWEEP_ENGINE_PROCESS=0`` GMAT runs in the worker process, and a watchdog in the worker's nanny kills the
+  worker on a timeout (workers without a nanny then cannot time out runs).
 """
 
 from .admission import DaskPoolError, Gate, describe_worker, installed_versions

@@ -39,8 +39,10 @@ def describe_worker(engine: str | None, address: str = "", nthreads: int = 1) ->
     from ...engine import EngineError, get_engine
     from ...worker import engine_lock
 
+    from .engine_process import enabled
+
     info: dict[str, Any] = {"address": address, "nthreads": nthreads, "host": socket.gethostname(),
-                            "pid": os.getpid(), "versions": installed_versions()}
+                            "pid": os.getpid(), "versions": installed_versions(), "engine_process": enabled()}
     try:
         with engine_lock:  # never start the engine beside a running mission
             info["engine"] = get_engine(engine).fingerprint()

@@ -1,5 +1,6 @@
-"""What runs inside a Dask worker: a batch of runs (their files returned or written in place), and the
-nanny's watchdog that kills a worker process whose run outlived its time limit."""
+"""What runs inside a Dask worker: a batch of runs (their files returned or written in place), each in the worker's
+single-threaded engine process (``engine_process.py``), which also enforces the run's time limit; and the nanny's
+watchdog, which does it for a worker that runs missions in its own process (``GMAT_SWEEP_ENGINE_PROCESS=0``)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from ...atomic import write_bytes
 from ...records import RunOutcome, RunSpec
 from ...worker import run_one
 from ...worker_process import SYSTEM_TMPDIR
-from ..base import task_limit
+from ..base import WorkerLost, task_limit
+from . import engine_process
 from .admission import installed_versions
 
 WATCHDOG_PLUGIN = "gmat-sweep-watchdog"
@@ -36,27 +38,47 @@ TIMEOUT_TOPIC = "gmat-sweep-timeout"
 WATCH_DIR = "GMAT_SWEEP_WATCH_DIR"
 
 
-def run_batch(specs: list[RunSpec], return_files: bool, timeout: float | None) -> list[RunOutcome]:
+def run_batch(specs: list[RunSpec], return_files: bool, timeout: float | None) -> list[RunOutcome | WorkerLost]:
     """Run ``specs`` one after the other on this worker. In return mode each run writes into a private folder
-    whose files travel back in ``outcome.payload``."""
+    whose files travel back in ``outcome.payload``. A run that timed out or crashed its engine process has the
+    :class:`WorkerLost` that says so in its place."""
     worker = distributed.get_worker()
     key = str(worker.get_current_task())
     versions = installed_versions()
-    outcomes = []
-    for spec in specs:
-        scratch = None
-        if return_files:
-            scratch = _private_folder(worker.local_directory)
-            spec = dataclasses.replace(spec, out_dir=scratch)
-        elif os.path.isdir(spec.out_dir):
-            shutil.rmtree(spec.out_dir, ignore_errors=True)  # what an attempt on a worker that died left behind
-        with _watchdog(task_limit(timeout, (spec,)), key, spec.run_id):
-            outcome = run_one(spec)
-        if scratch is not None:
-            outcome.payload = _take_files(scratch)
-        outcome.worker = worker.address
-        outcome.fingerprint = {**(outcome.fingerprint or {}), "versions": versions}
-        outcomes.append(outcome)
+    child = None
+    outcomes: list[RunOutcome | WorkerLost] = []
+    try:
+        for spec in specs:
+            scratch = None
+            if return_files:
+                scratch = _private_folder(worker.local_directory)
+                spec = dataclasses.replace(spec, out_dir=scratch)
+            elif os.path.isdir(spec.out_dir):
+                shutil.rmtree(spec.out_dir, ignore_errors=True)  # what an attempt on a worker that died left behind
+            limit = task_limit(timeout, (spec,))
+            if not engine_process.enabled():
+                with _watchdog(limit, key, spec.run_id):
+                    outcome: RunOutcome | WorkerLost = run_one(spec)
+            else:
+                if child is None or not child.alive():
+                    child = None
+                    try:
+                        child = engine_process.take(engine_process.default_tmp(worker.local_directory))
+                    except WorkerLost as exc:
+                        outcomes.append(exc)
+                        continue
+                outcome = child.run(spec, limit, worker.address)
+            if scratch is not None:
+                files = _take_files(scratch)  # emptied whatever became of the run
+                if isinstance(outcome, RunOutcome):
+                    outcome.payload = files
+            if isinstance(outcome, RunOutcome):
+                outcome.worker = worker.address
+                outcome.fingerprint = {**(outcome.fingerprint or {}), "versions": versions}
+            outcomes.append(outcome)
+    finally:
+        if child is not None:
+            engine_process.give_back(child)
     return outcomes
 
 

@@ -270,7 +270,9 @@ class DaskPool(Pool):
                         continue
                     self._learn(outcomes)
                     for spec, outcome in zip(specs, outcomes):
-                        yield spec, outcome, None
+                        # A run that timed out or crashed its engine process comes back as the WorkerLost.
+                        lost = isinstance(outcome, BaseException)
+                        yield spec, (None if lost else outcome), (outcome if lost else None)
                 idle_since = None if done else self._check_alive(idle_since)
                 refill()
         finally:
@@ -293,7 +295,7 @@ class DaskPool(Pool):
 
     def _learn(self, outcomes: list[RunOutcome]) -> None:
         for outcome in outcomes:
-            if outcome.duration > 0:
+            if isinstance(outcome, RunOutcome) and outcome.duration > 0:
                 previous = self._mean_run
                 self._mean_run = outcome.duration if previous is None else 0.9 * previous + 0.1 * outcome.duration
 

@@ -62,13 +62,16 @@ class Preflight:
                                token_path=self.token_path, token=token)
         self._client.register_plugin(gate, name=GATE_PLUGIN)
         self._client.register_plugin(portable_plugin(NannyPlugin, "Watchdog"), name=WATCHDOG_PLUGIN)
-        unguarded = sorted(a for a, r in reports.items() if isinstance(r, dict) and not r.get("nanny"))
+        # A worker's engine process enforces timeouts itself; only a worker that runs missions in its own process
+        # (GMAT_SWEEP_ENGINE_PROCESS=0) needs its nanny for that.
+        unguarded = sorted(a for a, r in reports.items() if isinstance(r, dict) and not r.get("nanny")
+                           and not r.get("engine_process", True))
         if timeout and unguarded:
             # stacklevel counts this method and DaskPool.prepare: the warning names the sweep's line
-            warnings.warn(f"timeout={timeout:g} cannot be enforced on workers without a nanny "
-                          f"({', '.join(unguarded)}): GMAT holds the process while a mission runs, so only the "
-                          "nanny can stop it. Start workers with a nanny (the default of 'dask worker').",
-                          RuntimeWarning, stacklevel=4)
+            warnings.warn(f"timeout={timeout:g} cannot be enforced on workers without a nanny that run GMAT in "
+                          f"their own process ({', '.join(unguarded)}): GMAT holds the process while a mission "
+                          "runs, so only the nanny can stop it. Start workers with a nanny (the default of 'dask "
+                          "worker'), or leave GMAT_SWEEP_ENGINE_PROCESS unset.", RuntimeWarning, stacklevel=4)
         return resource
 
     def _await_workers(self, worker_wait: float) -> None:
