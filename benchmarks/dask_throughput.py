@@ -58,19 +58,44 @@ def grid(runs: int) -> dict[str, list[float]]:
     return {"Sat.SMA": [7000.0 + 10 * i for i in range(side)], "Sat.INC": [10.0 + i for i in range(runs // side)]}
 
 
-def sweep_rate(pool, path: str, runs: int, root: str) -> tuple[float, float, float]:
-    """Runs per second of a whole sweep; how busy the workers were and the mean run time inside it."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux's /proc), 0 where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pids(pool) -> list[int]:
+    """A DaskPool's worker processes and their engine processes; nothing for other pools."""
+    client = getattr(pool, "client", None)
+    if client is None:
+        return []
+    from gmat_sweep.backends.dask import engine_process
+
+    children = [pid for pids in client.run(engine_process.pids).values() for pid in pids]
+    return list(client.run(os.getpid).values()) + children
+
+
+def sweep_rate(pool, path: str, runs: int, root: str) -> tuple[float, float, float, float]:
+    """Runs per second of a whole sweep; how busy the workers were, the mean run time inside it, and the CPU time
+    its workers (with their engine processes) spent per run: the figure that the machine's other load moves least."""
     from gmat_sweep import Sweep
 
     Sweep(path, grid={"Sat.SMA": [7000.0, 7100.0]}, out=tempfile.mkdtemp(dir=root)).run(pool, progress=False)  # warm
     design = grid(runs)
     total = len(design["Sat.SMA"]) * len(design["Sat.INC"])
+    pids = worker_pids(pool)
+    cpu = sum(map(cpu_seconds, pids))
     start = time.perf_counter()
     sweep = Sweep(path, grid=design, out=tempfile.mkdtemp(dir=root)).run(pool, progress=False)
     elapsed = time.perf_counter() - start
+    cpu = sum(map(cpu_seconds, pids)) - cpu
     assert sweep.counts()["ok"] == total, sweep.counts()
     durations = sweep.summary()["duration"]
-    return total / elapsed, durations.sum() / (pool.max_workers * elapsed), durations.mean()
+    return total / elapsed, durations.sum() / (pool.max_workers * elapsed), durations.mean(), cpu / total
 
 
 @contextlib.contextmanager
@@ -101,7 +126,7 @@ def main() -> None:
     from gmat_sweep.backends.dask import engine_process
 
     figures: dict[str, list[float]] = {"engine": [], "run_one": [], "local": [], "dask": [], "inproc": []}
-    inside: dict[str, list[float]] = {"busy": [], "mean": [], "inproc_mean": []}
+    inside: dict[str, list[float]] = {"busy": [], "mean": [], "inproc_mean": [], "cpu": [], "inproc_cpu": []}
     # The limit as measured just before and just after each sweep, for that sweep's ratio.
     around: dict[str, list[float]] = {"local": [], "dask": [], "inproc": []}
     with tempfile.TemporaryDirectory(prefix="gmat-sweep-bench-") as root:
@@ -126,7 +151,7 @@ def main() -> None:
                 # The two DaskPools swap places each round, so neither always follows LocalPool.
                 daskes = [("dask", dask_pool), ("inproc", inproc_pool)][::1 if round_ % 2 == 0 else -1]
                 for name, pool in (("local", local), *daskes):
-                    rate, busy, mean = sweep_rate(pool, path, args.runs, root)
+                    rate, busy, mean, cpu = sweep_rate(pool, path, args.runs, root)
                     figures[name].append(rate)
                     after = engine_limit()
                     around[name].append((before + after) / 2)
@@ -134,8 +159,10 @@ def main() -> None:
                     if name == "dask":
                         inside["busy"].append(busy)
                         inside["mean"].append(mean)
+                        inside["cpu"].append(cpu)
                     elif name == "inproc":
                         inside["inproc_mean"].append(mean)
+                        inside["inproc_cpu"].append(cpu)
                 print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in figures.items()),
                       flush=True)
             batch = dask_pool.runs_per_task()
@@ -168,6 +195,9 @@ def main() -> None:
           f"run inside the sweeps {statistics.median(inside['mean']) * 1e3:.1f} ms against "
           f"{statistics.median(inside['inproc_mean']) * 1e3:.1f} ms (median of the rounds' ratios "
           f"{statistics.median(a / b for a, b in zip(inside['mean'], inside['inproc_mean'])):.2f})")
+    print(f"  workers' CPU per run (engine processes included): {statistics.median(inside['cpu']) * 1e3:.1f} ms "
+          f"against {statistics.median(inside['inproc_cpu']) * 1e3:.1f} ms with GMAT in the worker process (rounds: "
+          + ", ".join(f"{a * 1e3:.1f}/{b * 1e3:.1f}" for a, b in zip(inside["cpu"], inside["inproc_cpu"])) + ")")
     print(f"  inside the DaskPool sweeps: workers busy {statistics.median(inside['busy']):.1%} of the wall time, "
           f"mean run {statistics.median(inside['mean']) * 1e3:.1f} ms (run_one in a plain "
           f"loop: {args.workers / med['run_one'] * 1e3:.1f} ms): what is missing from the limit is CPU the workers "
