@@ -13,9 +13,10 @@ Each sweep is a full ``Sweep.run`` (preflight, manifest fsync per run, files und
 missions on ``--workers`` single-threaded workers: a LocalPool and two DaskPools on LocalClusters (return mode, the
 default, with its adaptive batching): one as shipped, whose workers run GMAT in a single-threaded engine process
 each, and one whose workers run GMAT in the Dask worker process itself (``GMAT_SWEEP_ENGINE_PROCESS=0``, a
-multi-threaded process), so the engine process's worth is measured in the same rounds. Rounds interleave the measurements so machine noise hits all of them alike:
-each sweep runs between two raw-engine measurements and its ratio uses their mean; each ratio is the median of the
-per-round ratios. Target: DaskPool >= 85 % of the raw-engine limit.
+multi-threaded process), so the engine process's worth is measured in the same rounds, also as the CPU time the
+workers and their engine processes spend per run. Rounds interleave the measurements so machine noise hits all of
+them alike: each sweep runs between two raw-engine measurements and its ratio uses their mean; each ratio is the
+median of the per-round ratios. Target: DaskPool >= 85 % of the raw-engine limit.
 """
 
 from __future__ import annotations
