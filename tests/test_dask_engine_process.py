@@ -2,8 +2,8 @@
 
 While a long mission runs, the process that runs it has one thread (read from /proc outside it) and the Dask worker
 answers its scheduler; a timeout or a crash kills only the engine process, the run fails saying so, and the same
-worker process takes the next runs. With ``GMAT_SWEEP_ENGINE_PROCESS=0`` the worker runs GMAT itself and its
-nanny's watchdog still enforces timeouts.
+worker process takes the next runs, so a worker without a nanny times runs out too. With
+``GMAT_SWEEP_ENGINE_PROCESS=0`` the worker runs GMAT itself and its nanny's watchdog still enforces timeouts.
 """
 
 from __future__ import annotations
@@ -118,4 +118,30 @@ def test_with_the_engine_process_turned_off_the_nanny_still_enforces_timeouts(le
     assert entries[1]["failure"] == "timeout" and "timed out after 6 s" in entries[1]["error"]
     assert "was killed" in entries[1]["error"]
     assert entries[0]["pid"] == worker_pid  # ran in the worker process itself
+    assert [entries[i]["status"] for i in (0, 2)] == ["ok", "ok"]
+
+
+def test_a_worker_without_a_nanny_times_runs_out_itself(leo, tmp_path):
+    import subprocess
+    import sys
+    import warnings
+
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as c:
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", c.scheduler.address,
+                                   "--nthreads", "1", "--no-nanny", "--no-dashboard", "--local-directory",
+                                   str(tmp_path / "dask-worker")], start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            c.wait_for_workers(1, timeout=120)
+            with DaskPool(c, timeout=6) as pool, warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)  # no "cannot be enforced without a nanny"
+                sweep = Sweep(leo, grid={"TOF": [1800, LONG, 3600]}, out=tmp_path / "out").run(pool, progress=False)
+            assert list(c.run(os.getpid).values()) == [worker.pid]  # no nanny, and none needed: it went on
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    entries = read_manifest(tmp_path / "out").entries
+    assert entries[1]["failure"] == "timeout" and "timed out after 6 s" in entries[1]["error"]
     assert [entries[i]["status"] for i in (0, 2)] == ["ok", "ok"]
