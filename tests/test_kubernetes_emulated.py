@@ -187,6 +187,17 @@ def kube_pool(n_workers: int, image: str = IMAGE, **options):
                           resources={"requests": {"memory": "512Mi"}}, **options)
 
 
+def busy_workers(pool) -> list[str]:
+    """The workers running a task now; none while the client is between connections to the scheduler (on a loaded
+    machine it can lose one and reconnect, and ``processing()`` then has no scheduler to ask)."""
+    if pool.client.status != "running":
+        return []
+    try:
+        return [address for address, keys in pool.client.processing().items() if keys]
+    except (AttributeError, OSError):  # AttributeError: the connection dropped between the check and the call
+        return []
+
+
 def finished_runs(out) -> int:
     from gmat_sweep.manifest import read_manifest
 
@@ -215,7 +226,7 @@ def test_sweep_on_its_own_cluster_scales_survives_an_eviction_resumes_and_delete
         pool.scale(2)  # mid-sweep: the pool's window follows once the new worker passes the gate
         wait_for(lambda: pool.max_workers == 2, 60, "the second worker Pod to join")
         assert finished_runs(out) < len(runs)
-        busy = wait_for(lambda: [a for a, keys in pool.client.processing().items() if keys], 30, "a busy worker")
+        busy = wait_for(lambda: busy_workers(pool), 30, "a busy worker")
         victim = k8s_emulator.pod_for_worker(pool.client.scheduler_info()["workers"][busy[0]]["name"])
         k8s_emulator.delete_pod(victim["metadata"]["name"], wait=True)  # eviction, mid-run
 
@@ -462,7 +473,7 @@ def test_adapt_grows_with_the_backlog_and_shrinking_loses_no_run(leo, tmp_path, 
              "the autoscaler to grow the cluster to 4 worker Pods")
     assert worker_replicas(k8s_emulator, name) == 4
     wait_for(lambda: pool.max_workers == 4, 60, "the pool to let the 4 workers in")
-    wait_for(lambda: sum(bool(keys) for keys in pool.client.processing().values()) == 4, 60, "runs on 4 workers")
+    wait_for(lambda: len(busy_workers(pool)) == 4, 60, "runs on 4 workers")
     assert finished_runs(out) < len(tofs), "the backlog drained before the cluster grew: use longer runs"
     # The operator asked the scheduler over its HTTP API, through the Service's dashboard port: never by Dask RPC.
     lookups = k8s_emulator.routed[looked_up:]
