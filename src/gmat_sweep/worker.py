@@ -17,7 +17,7 @@ from typing import Any
 
 from . import outputs
 from .engine import EngineError, get_engine
-from .gmat import kernels
+from .gmat import gravity, kernels
 from .gmat.written import write_problem
 from .gmat.script import PreparedScript, ScriptError, load_script, materialize, prepare
 from .layout import writable_problem
@@ -186,6 +186,10 @@ def _slim_kernels(api: Any) -> None:
     try:
         kernels.use_slim_kernels(api)
     except Exception:  # noqa: BLE001 - the copies only save time: without them GMAT reads its own files
+        pass
+    try:
+        gravity.use_cut_gravity(api)
+    except Exception:  # noqa: BLE001 - likewise for the cut gravity files
         pass
 
 

@@ -1,0 +1,147 @@
+"""Gravity-field files cut to the degree a mission's force models use, so that every run reads less.
+
+A force model's ``GravityField.<Body>.PotentialFile`` is read whole in every run (twice: GMAT builds the field
+once per ODE model it initialises), and GMAT parses a ``.cof`` file line by line through string streams: the
+70x70 JGM-2 file (2 553 coefficient lines) costs about a quarter of a short LEO run, while a 4x4 field uses 13 of
+those lines. GMAT sizes its coefficient arrays from the file's ``POTFIELD`` header, fills them with zeros, sets
+the coefficients the file lists, and sums only up to the ``Degree`` and ``Order`` the force model asks for. So a
+copy that keeps the header and every other line byte for byte and drops the ``RECOEF`` lines of degree above
+``Degree`` or order above ``Order`` gives GMAT the same arrays for every coefficient it reads, and the same
+numbers (the tests compare the runs' outputs bit for bit).
+
+Only ``.cof`` files are cut (the other formats are read by other parsers), and a file this does not read with
+certainty (no ``POTFIELD`` line, a coefficient line it cannot parse) is left alone. A copy is made once per file
+content and degree and order, next to the kernel copies (gmat/kernels.py). Set ``GMAT_SWEEP_CUT_GRAVITY=0`` to
+have GMAT read the force models' files as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from ..atomic import write_bytes
+from .kernels import _folder
+from .script import list_items
+
+ENV = "GMAT_SWEEP_CUT_GRAVITY"
+
+# (path, size, mtime, degree, order) -> the cut copy, or None when the file is left alone
+_copies: dict[tuple[str, int, int, int, int], str | None] = {}
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def cut_cof(text: bytes, degree: int, order: int) -> bytes | None:
+    """``text`` (a ``.cof`` gravity file) without the coefficient lines of degree > ``degree`` or order > ``order``.
+
+    ``None`` when nothing would be dropped or the file holds something this does not read as GMAT does.
+
+    >>> cut_cof(b"POTFIELD  3  3  1 1.0 1.0 1.0\\nRECOEF    2  0    1.0\\nRECOEF    3  1    2.0 3.0\\nEND\\n", 2, 2)
+    b'POTFIELD  3  3  1 1.0 1.0 1.0\\nRECOEF    2  0    1.0\\nEND\\n'
+    """
+    if b"\r" in text or degree < 0 or order < 0:
+        return None
+    lines = text.split(b"\n")
+    kept: list[bytes] = []
+    header = dropped = False
+    for k, line in enumerate(lines):
+        if line[:1] == b"C":  # GMAT skips every line that starts with C
+            kept.append(line)
+            continue
+        first = line[:8].strip()
+        if first in (b"END", b"99999"):  # GMAT stops reading here
+            kept += lines[k:]
+            break
+        if first == b"POTFIELD":
+            header = True
+        elif first == b"RECOEF":
+            try:
+                n, m = int(line[8:11]), int(line[11:14])
+            except ValueError:
+                return None
+            if n > degree or m > order:
+                dropped = True
+                continue
+        kept.append(line)
+    if not header or not dropped:
+        return None
+    return b"\n".join(kept)
+
+
+def cut_copy(path: str, degree: int, order: int) -> str | None:
+    """The copy of the ``.cof`` file at ``path`` cut to ``degree`` and ``order`` (made now if needed), or ``None``."""
+    if not path.endswith(".cof") or not os.path.isabs(path):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # GMAT reports a missing file in its own words
+    key = (path, info.st_size, info.st_mtime_ns, degree, order)
+    if key in _copies:
+        copy = _copies[key]
+        if copy is None or os.path.exists(copy):
+            return copy
+    _copies[key] = copy = _make_copy(path, degree, order)
+    return copy
+
+
+def _make_copy(path: str, degree: int, order: int) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            cut = cut_cof(handle.read(), degree, order)
+    except OSError:
+        return None
+    folder = _folder()
+    if cut is None or folder is None:
+        return None
+    name = os.path.splitext(os.path.basename(path))[0]
+    # GMAT picks the parser by the ".cof" in the name: the copy keeps it (and only at the end).
+    copy = os.path.join(folder, f"{name}-{degree}x{order}-{hashlib.sha256(cut).hexdigest()[:16]}.cof")
+    if not os.path.exists(copy):
+        try:
+            write_bytes(copy, cut)
+        except OSError:
+            return None
+    return copy
+
+
+def use_cut_gravity(api: Any) -> None:
+    """Point every force model of the loaded mission at gravity files cut to the degree and order it uses.
+
+    Called after ``LoadScript`` and before ``RunScript`` (the run's force models are copies of these).
+    """
+    if not enabled():
+        return
+    moderator = api.Moderator.Instance()
+    for name in moderator.GetListOfObjects(api.ODE_MODEL):
+        model = moderator.GetConfiguredObject(name)
+        if model is None:
+            continue
+        for body in list_items(model.GetField("PrimaryBodies")):
+            prefix = f"GravityField.{body}."
+            path = _located(api, body, model.GetField(prefix + "PotentialFile"))
+            copy = path and cut_copy(path, int(model.GetField(prefix + "Degree")), int(model.GetField(prefix + "Order")))
+            if copy:
+                model.SetField(prefix + "PotentialFile", copy)
+
+
+def _located(api: Any, body: str, name: str) -> str | None:
+    """The file GMAT reads for a body's ``PotentialFile`` setting; ``None`` when that is not certain.
+
+    A bare name (the default force model's ``JGM2.cof``) is found in GMAT's folder for that body's potential
+    files; a name that could also mean a file in the working folder is left alone.
+    """
+    if os.path.isabs(name):
+        return name
+    if os.sep in name or os.path.exists(name):
+        return None
+    try:
+        folder = api.FileManager.Instance().GetAbsPathname(f"{body.upper()}_POT_PATH")
+    except Exception:  # noqa: BLE001 - no such folder for this body: GMAT looks elsewhere
+        return None
+    path = os.path.join(folder, name)
+    return path if os.path.isfile(path) else None
