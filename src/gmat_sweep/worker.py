@@ -17,7 +17,7 @@ from typing import Any
 
 from . import outputs
 from .engine import EngineError, get_engine
-from .gmat import gravity, kernels
+from .gmat import gravity, kernel_pool, kernels
 from .gmat.written import write_problem
 from .gmat.script import PreparedScript, ScriptError, load_script, materialize, prepare
 from .layout import writable_problem
@@ -272,6 +272,7 @@ def _overwrite(path: str, data: bytes) -> None:
 
 def _load(api: Any, path: str) -> bool:
     try:
+        kernel_pool.clear_before_load(api)
         return bool(api.LoadScript(path))
     except Exception:  # GMAT raises for some parse errors and returns False for others; the log has the words
         return False
