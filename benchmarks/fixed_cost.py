@@ -13,7 +13,10 @@ Parquet) with no pool:
 - ``run_one, worker env``: the environment a LocalPool worker gets (``spawn.SINGLE_THREADED``: one thread);
 - ``run_one, worker env, no kernel copies``: the same with ``GMAT_SWEEP_SLIM_KERNELS=0``;
 - ``run_one, worker env, comments cut only``: ``GMAT_SWEEP_SLIM_KERNELS=comments`` (planetary constants of every
-  body kept).
+  body kept);
+- ``run_one, worker env, whole gravity file``: ``GMAT_SWEEP_CUT_GRAVITY=0``;
+- ``run_one, worker env, GMAT's own teardown``: ``GMAT_SWEEP_CLEAR_KERNELS=0`` (the kernel pool is not cleared
+  before each load).
 
 The machine is shared and drifts from second to second, so the loops take turns (one at a time, in a rotating
 order) round after round, each round's ratios use that round's bare figure, and the medians are printed.
@@ -38,6 +41,8 @@ LOOPS = {
     "run_one, worker env, no kernel copies": ("run_one", {**SINGLE_THREADED, "GMAT_SWEEP_SLIM_KERNELS": "0"}),
     "run_one, worker env, comments cut only": ("run_one", {**SINGLE_THREADED,
                                                            "GMAT_SWEEP_SLIM_KERNELS": "comments"}),
+    "run_one, worker env, whole gravity file": ("run_one", {**SINGLE_THREADED, "GMAT_SWEEP_CUT_GRAVITY": "0"}),
+    "run_one, worker env, GMAT's own teardown": ("run_one", {**SINGLE_THREADED, "GMAT_SWEEP_CLEAR_KERNELS": "0"}),
 }
 
 
