@@ -56,6 +56,7 @@ RUNS = r"""
 import hashlib, json, os, sys
 from gmat_sweep import RunSpec, load_script, run_one
 from gmat_sweep.engine import get_engine
+from gmat_sweep.gmat.gravity import gravity_fields
 
 results = {}
 for k, script in enumerate(sys.argv[2:]):
@@ -65,12 +66,7 @@ for k, script in enumerate(sys.argv[2:]):
     out = os.path.join(sys.argv[1], str(k))
     outcome = run_one(RunSpec(0, load_script(script), {}, out, collect))
     with get_engine().session() as api:
-        moderator = api.Moderator.Instance()
-        files = []
-        for name in moderator.GetListOfObjects(api.ODE_MODEL):
-            model = moderator.GetConfiguredObject(name)
-            for body in model.GetField("PrimaryBodies").strip("{}").replace(",", " ").split():
-                files.append(model.GetField(f"GravityField.{body}.PotentialFile"))
+        files = sorted(field.GetField("PotentialFile") for field in gravity_fields(api))
     written = {name: hashlib.sha256(open(os.path.join(out, name), "rb").read()).hexdigest()
                for name in sorted(os.listdir(out)) if name != "gmat.log"}
     results[script] = [outcome.status, outcome.error, written, outcome.collected, files]
@@ -145,3 +141,23 @@ def test_a_bare_file_name_that_could_mean_the_working_folder_is_left_alone(tmp_p
         (tmp_path / "JGM2.cof").write_bytes(COF)
         assert gravity._located(api, "Earth", "JGM2.cof") is None
         assert gravity._located(api, "Earth", "sub/JGM2.cof") is None
+
+
+def test_gmat_reads_the_cut_copy(tmp_path, monkeypatch, leo):
+    """The control: a copy with one coefficient changed changes the run, so the copies are what GMAT reads."""
+    from gmat_sweep import RunSpec, load_script, run_one
+
+    def run(name):
+        monkeypatch.setattr(gravity, "_copies", {})
+        outcome = run_one(RunSpec(0, load_script(leo), {}, str(tmp_path / name), ["Sat.X"]))
+        assert outcome.status == "ok", outcome.error
+        return outcome.collected["Sat.X"]
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    (tmp_path / "tmp").mkdir()
+    plain = run("plain")
+    real_cut = gravity.cut_cof
+    monkeypatch.setattr(gravity, "cut_cof", lambda text, degree, order: real_cut(text, degree, order).replace(
+        b"RECOEF    2  0   -4.84165390000000e-04", b"RECOEF    2  0   -4.84165490000000e-04"))
+    assert run("changed") != plain

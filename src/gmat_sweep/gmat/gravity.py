@@ -23,7 +23,6 @@ from typing import Any
 
 from ..atomic import write_bytes
 from .kernels import _folder
-from .script import list_items
 
 ENV = "GMAT_SWEEP_CUT_GRAVITY"
 
@@ -110,23 +109,35 @@ def _make_copy(path: str, degree: int, order: int) -> str | None:
 
 
 def use_cut_gravity(api: Any) -> None:
-    """Point every force model of the loaded mission at gravity files cut to the degree and order it uses.
+    """Point every propagator's force model in the loaded mission at gravity files cut to the degree and order
+    that model uses.
 
-    Called after ``LoadScript`` and before ``RunScript`` (the run's force models are copies of these).
+    Called after ``LoadScript`` and before ``RunScript``. A propagator holds its own copy of its force model (made
+    when the script assigned it), and that copy is the one the run clones, so the copies are changed, not the
+    configured force models.
     """
     if not enabled():
         return
+    for field in gravity_fields(api):
+        path = _located(api, field.GetField("BodyName"), field.GetField("PotentialFile"))
+        copy = path and cut_copy(path, int(field.GetField("Degree")), int(field.GetField("Order")))
+        if copy:
+            field.SetField("PotentialFile", copy)
+
+
+def gravity_fields(api: Any) -> list[Any]:
+    """The gravity fields of the force models the loaded mission's propagators hold."""
     moderator = api.Moderator.Instance()
-    for name in moderator.GetListOfObjects(api.ODE_MODEL):
-        model = moderator.GetConfiguredObject(name)
+    found = []
+    for name in moderator.GetListOfObjects(api.PROP_SETUP):
+        model = api.PropSetup.SetClass(moderator.GetConfiguredObject(name)).GetODEModel()
         if model is None:
             continue
-        for body in list_items(model.GetField("PrimaryBodies")):
-            prefix = f"GravityField.{body}."
-            path = _located(api, body, model.GetField(prefix + "PotentialFile"))
-            copy = path and cut_copy(path, int(model.GetField(prefix + "Degree")), int(model.GetField(prefix + "Order")))
-            if copy:
-                model.SetField(prefix + "PotentialFile", copy)
+        for k in range(model.GetOwnedObjectCount()):
+            force = model.GetOwnedObject(k)
+            if force.GetTypeName() == "GravityField":
+                found.append(force)
+    return found
 
 
 def _located(api: Any, body: str, name: str) -> str | None:
