@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from gmat_sweep.engine import get_engine
 from gmat_sweep.gmat import gravity
 from gmat_sweep.gmat.gravity import cut_cof
 
@@ -161,3 +162,29 @@ def test_gmat_reads_the_cut_copy(tmp_path, monkeypatch, leo):
     monkeypatch.setattr(gravity, "cut_cof", lambda text, degree, order: real_cut(text, degree, order).replace(
         b"RECOEF    2  0   -4.84165390000000e-04", b"RECOEF    2  0   -4.84165490000000e-04"))
     assert run("changed") != plain
+
+
+def test_a_degree_set_by_an_override_is_the_degree_the_copy_is_cut_to(tmp_path, monkeypatch, leo):
+    from gmat_sweep import RunSpec, load_script, run_one
+
+    def run(name, cut):
+        monkeypatch.setenv(gravity.ENV, cut)
+        outcome = run_one(RunSpec(0, load_script(leo), {"FM.GravityField.Earth.Degree": 9,
+                                                        "FM.GravityField.Earth.Order": 7}, str(tmp_path / name),
+                                  ["Sat.X", "Sat.Y", "Sat.Z"]))
+        assert outcome.status == "ok", outcome.error
+        with get_engine().session() as api:
+            files = [field.GetField("PotentialFile") for field in gravity.gravity_fields(api)]
+        return outcome.collected, files
+
+    plain, cut = run("plain", "0"), run("cut", "1")
+    assert cut[0] == plain[0]
+    assert [os.path.basename(f).rsplit("-", 1)[0] for f in cut[1]] == ["JGM2-9x7"]
+
+
+def test_nothing_is_cut_when_the_mission_sequence_could_change_a_field():
+    assert gravity._fixed_fields("Create ForceModel FM;\nGMAT FM.GravityField.Earth.Degree = 4;\n"
+                                 "BeginMissionSequence;\nPropagate P(Sat);\n")
+    assert not gravity._fixed_fields("Create ForceModel FM;\nBeginMissionSequence;\n"
+                                     "GMAT FM.GravityField.Earth.Degree = 8;\n")
+    assert not gravity._fixed_fields("#Include 'forces.script'\nBeginMissionSequence;\n")

@@ -168,7 +168,7 @@ def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: RunLog, out
     with working_directory(spec.script.directory):
         report_settings, ephemerides = redirect_outputs(api, out_dir)
         outputs.redirect(api, spec, out_dir)
-        _slim_kernels(api)
+        _slim_kernels(api, prepared.text)
         ran = _run_mission(api)
     if ran:
         # GMAT reports a file it could not open and carries on: such a run did not do what the script asked.
@@ -182,13 +182,13 @@ def _load_and_run(api: Any, spec: RunSpec, outcome: RunOutcome, log: RunLog, out
     return ran, report_settings, fields, read_fields(api, fields) if ran else {}
 
 
-def _slim_kernels(api: Any) -> None:
+def _slim_kernels(api: Any, script: str) -> None:
     try:
         kernels.use_slim_kernels(api)
     except Exception:  # noqa: BLE001 - the copies only save time: without them GMAT reads its own files
         pass
     try:
-        gravity.use_cut_gravity(api)
+        gravity.use_cut_gravity(api, script)
     except Exception:  # noqa: BLE001 - likewise for the cut gravity files
         pass
 

@@ -1,16 +1,18 @@
 """Gravity-field files cut to the degree a mission's force models use, so that every run reads less.
 
-A force model's ``GravityField.<Body>.PotentialFile`` is read whole in every run (twice: GMAT builds the field
-once per ODE model it initialises), and GMAT parses a ``.cof`` file line by line through string streams: the
-70x70 JGM-2 file (2 553 coefficient lines) costs about a quarter of a short LEO run, while a 4x4 field uses 13 of
-those lines. GMAT sizes its coefficient arrays from the file's ``POTFIELD`` header, fills them with zeros, sets
+A force model's ``GravityField.<Body>.PotentialFile`` is read whole in every run (twice: when the sandbox
+initialises and again when ``Propagate`` prepares), and GMAT parses a ``.cof`` file line by line through string
+streams: the 70x70 JGM-2 file (2 553 coefficient lines) costs more than half the instructions of a 1-second run,
+while a 4x4 field uses 13 of those lines. GMAT sizes its coefficient arrays from the file's ``POTFIELD`` header, fills them with zeros, sets
 the coefficients the file lists, and sums only up to the ``Degree`` and ``Order`` the force model asks for. So a
 copy that keeps the header and every other line byte for byte and drops the ``RECOEF`` lines of degree above
 ``Degree`` or order above ``Order`` gives GMAT the same arrays for every coefficient it reads, and the same
 numbers (the tests compare the runs' outputs bit for bit).
 
 Only ``.cof`` files are cut (the other formats are read by other parsers), and a file this does not read with
-certainty (no ``POTFIELD`` line, a coefficient line it cannot parse) is left alone. A copy is made once per file
+certainty (no ``POTFIELD`` line, a coefficient line it cannot parse) is left alone. Nothing is cut when the
+mission sequence could change a gravity field's degree while it runs (it mentions ``GravityField``, or the script
+includes other files). A copy is made once per file
 content and degree and order, next to the kernel copies (gmat/kernels.py). Set ``GMAT_SWEEP_CUT_GRAVITY=0`` to
 have GMAT read the force models' files as they are.
 """
@@ -108,21 +110,30 @@ def _make_copy(path: str, degree: int, order: int) -> str | None:
     return copy
 
 
-def use_cut_gravity(api: Any) -> None:
+def use_cut_gravity(api: Any, script: str) -> None:
     """Point every propagator's force model in the loaded mission at gravity files cut to the degree and order
     that model uses.
 
     Called after ``LoadScript`` and before ``RunScript``. A propagator holds its own copy of its force model (made
     when the script assigned it), and that copy is the one the run clones, so the copies are changed, not the
-    configured force models.
+    configured force models. ``script``: the text GMAT loaded.
     """
-    if not enabled():
+    if not enabled() or not _fixed_fields(script):
         return
     for field in gravity_fields(api):
         path = _located(api, field.GetField("BodyName"), field.GetField("PotentialFile"))
         copy = path and cut_copy(path, int(field.GetField("Degree")), int(field.GetField("Order")))
         if copy:
             field.SetField("PotentialFile", copy)
+
+
+def _fixed_fields(script: str) -> bool:
+    """Whether the mission sequence leaves every gravity field as it was when the run started."""
+    lowered = script.lower()
+    if "#include" in lowered:
+        return False
+    start = lowered.find("beginmissionsequence")
+    return start < 0 or "gravityfield" not in lowered[start:]
 
 
 def gravity_fields(api: Any) -> list[Any]:
