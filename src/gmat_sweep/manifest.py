@@ -205,6 +205,15 @@ class ManifestWriter:
         if self._pending >= self.fsync_every or time.monotonic() - self._last_sync >= self.fsync_seconds > 0:
             self.sync()
 
+    def write_line(self, entry: Mapping[str, Any]) -> None:
+        """Write and flush ``entry``'s line without syncing it: for a caller that fsyncs groups of lines itself
+        (group_commit.py)."""
+        self._write(entry)
+        self._file.flush()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
     def _write(self, entry: Mapping[str, Any]) -> None:
         self._file.write(_ENCODER.encode(entry).encode() + b"\n")
 

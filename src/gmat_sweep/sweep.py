@@ -10,6 +10,7 @@ Folder layout under ``out``::
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ from .backends.base import Pool, PoolBroken, RunTimedOut, WorkerLost
 from .design import Design, make_design, to_json
 from .gmat.script import check_path, load_script
 from .outputs import events, script_texts, unconverged
+from .group_commit import GroupCommit
 from .manifest import KIND, SCHEMA_VERSION, Manifest, ManifestWriter, manifest_path, read_manifest
 from .records import FAILED, LOST, OK, TIMEOUT, RunOutcome, RunSpec, ScriptSource
 from .sweep_open import SweepError, SweepOpening
@@ -219,17 +221,24 @@ class Sweep(SweepOpening, SweepOutputs):
                 outcome.payload = None
             if self.require_converged and outcome.ok and unconverged(outcome):
                 outcome.status, outcome.error = FAILED, "; ".join(unconverged(outcome))
-            writer.append(self._entry(outcome))
-            counts[OK if outcome.ok else FAILED] += 1
+            # Counted only once an fsync covers its line (one fsync per group of lines: group_commit.py).
+            commit.append(self._entry(outcome), functools.partial(count, OK if outcome.ok else FAILED))
+
+        def count(status: str) -> None:
+            counts[status] += 1
             # The counts are formatted only when the bar was just redrawn (a few times a second, not on every run);
             # the next redraw shows them.
             if progress and bar.update(1):
                 bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)
 
+        commit = GroupCommit(writer)
         try:
             pool.run_each(self._specs(todo), record)
         finally:
-            writer.close()
+            try:
+                commit.close()
+            finally:
+                writer.close()
             if progress:
                 bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)  # drawn by close
             bar.close()
