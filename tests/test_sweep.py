@@ -249,7 +249,10 @@ def test_fsync_every_groups_the_manifests_fsyncs_and_resume_keeps_it(leo, tmp_pa
     assert manifest_fsyncs == {path: 2}  # 5 lines: after line 4 and at close
     manifest_fsyncs.clear()
     Sweep(leo, grid={"TOF": [60, 61, 62]}, out=tmp_path / "p").run(pool, False)
-    assert manifest_fsyncs == {str(tmp_path / "p" / "manifest.jsonl"): 2 + 3 + 1}  # the default: every line
+    # The default: every line is fsynced before its run is counted, several lines to one fsync (group_commit.py);
+    # then the writer's close.
+    assert list(manifest_fsyncs) == [str(tmp_path / "p" / "manifest.jsonl")]
+    assert 2 + 1 + 1 <= manifest_fsyncs[str(tmp_path / "p" / "manifest.jsonl")] <= 2 + 3 + 1
 
 
 def test_resume_of_a_folder_without_manifest(tmp_path):

@@ -7,8 +7,9 @@ guarantees; the driver just pays one fsync per group instead of one per run.
 Why a thread that looks periodically: an fsync costs the driver ~0.1-0.2 ms of CPU (it also commits the filesystem
 journal for the files the workers wrote meanwhile), as much as everything else it does for a short run, and lines
 arrive one per dispatcher wake-up, so grouping needs to wait a little. Waking the thread for each line would cost
-about what the fsync saves. ``COMMIT_DELAY`` is a progress bar's redraw interval, so nobody sees it, and the more
-runs a second finish, the more lines one fsync covers, which is when the driver's time matters.
+about what the fsync saves. ``COMMIT_DELAY`` is short enough that nobody watching the progress bar notices it, and
+long enough that a few runs a second already share an fsync; the more runs a second finish, the more lines one fsync
+covers, which is when the driver's time matters.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .manifest import ManifestWriter
 
 #: Seconds between the syncing thread's looks at the waiting lines (a run is counted at most this much plus one
 #: fsync after its line is written).
-COMMIT_DELAY = 0.1
+COMMIT_DELAY = 0.5
 
 
 class GroupCommit:

@@ -1,8 +1,9 @@
 """The crash-safe record of a sweep: ``manifest.jsonl``, a header line then one line per finished run.
 
-Only the driver writes it. Each line is written whole with one ``write`` and then flushed and fsynced, so after a
-``kill -9`` or a power cut the file holds every run that was reported finished, plus at worst one torn last line,
-which the reader ignores (and the writer cuts off before appending again). Very large sweeps can fsync in groups
+Only the driver writes it. Each line is written whole with one ``write`` and then flushed and fsynced (a sweep
+fsyncs groups of lines and counts a run only after its line's fsync: group_commit.py), so after a ``kill -9`` or a
+power cut the file holds every run that was reported finished, plus at worst one torn last line, which the reader
+ignores (and the writer cuts off before appending again). Very large sweeps can fsync in groups
 (``fsync_every`` lines or ``fsync_seconds``): every line still reaches the kernel at once, so a killed driver loses
 nothing, and only an operating-system crash or power cut can lose the last group's lines, whose runs are then
 simply rerun on resume. (Each fsync commits the filesystem's journal, which can stall the workers writing run
