@@ -239,9 +239,9 @@ class Sweep(SweepOpening, SweepOutputs):
                 commit.close()
             finally:
                 writer.close()
-            if progress:
-                bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)  # drawn by close
-            bar.close()
+                if progress:
+                    bar.set_postfix(ok=counts[OK], failed=counts[FAILED], refresh=False)  # drawn by close
+                bar.close()
 
     def _specs(self, todo: Sequence[int]) -> Iterator[RunSpec]:
         runs = os.path.join(self.out, RUNS)
