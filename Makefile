@@ -28,8 +28,13 @@ $(STAMP): pyproject.toml scripts/find-python.sh
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
+# Most of the suite waits (on GMAT runs in worker processes, clusters starting, timeouts): two pytest processes
+# keep two cores busy. Whole files go to one process (--dist loadfile): a module's shared pool or cluster is started
+# once, and the emulated Kubernetes tests, which need fixed ports, never run beside each other.
+TEST_PROCESSES ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/local_throughput.py

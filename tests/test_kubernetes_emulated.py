@@ -112,7 +112,7 @@ def test_closing_the_cluster_removes_everything(kube_cluster, k8s_emulator):
     start = time.monotonic()
     kube_cluster.close(timeout=30)
     assert not k8s_emulator.cluster_objects(CLUSTER_NAME)["daskclusters"]  # close() waits for this
-    k8s_emulator.wait_for_cluster_gone(CLUSTER_NAME, timeout=30)  # the operator's children, by GC
+    k8s_emulator.wait_for_cluster_gone(CLUSTER_NAME)  # the operator's children, by GC
     wait_for(lambda: not any(pid_alive(pid) for pid in pids), 15, "every Pod process to exit")
     assert time.monotonic() - start < 30
     assert not k8s_emulator.errors
@@ -155,7 +155,7 @@ def test_manual_manifests_run_without_the_operator(_kube_clusters, k8s_emulator)
     finally:
         for obj in objs:
             k8s_emulator.delete(obj["kind"].lower() + "s", obj["metadata"]["name"])
-        k8s_emulator.wait_for_cluster_gone("manual", timeout=30)
+        k8s_emulator.wait_for_cluster_gone("manual")
 
 
 def test_selectors_of_the_emulated_api_server():
@@ -246,7 +246,7 @@ def test_sweep_on_its_own_cluster_scales_survives_an_eviction_resumes_and_delete
                                                          r"namespace 'default'.*k8s render"):
             pool.scale(3)
     assert not k8s_emulator.cluster_objects(name)["daskclusters"]  # close() waits until it is deleted
-    k8s_emulator.wait_for_cluster_gone(name, timeout=30)  # and the operator's Pods go with it
+    k8s_emulator.wait_for_cluster_gone(name)  # and the operator's Pods go with it
     assert not k8s_emulator.errors
 
 
@@ -272,7 +272,7 @@ def test_cli_ctrl_c_mid_sweep_deletes_the_cluster_and_resume_finishes(leo, tmp_p
     assert proc.returncode == 130, stderr
     assert f"DaskCluster {name} is up" in stderr and f"resume with: gmat-sweep resume {out}" in stderr
     assert not k8s_emulator.cluster_objects(name)["daskclusters"]  # deleted before the CLI exited
-    k8s_emulator.wait_for_cluster_gone(name, timeout=30)
+    k8s_emulator.wait_for_cluster_gone(name)
     assert 0 < len(read_manifest(out).entries) < len(LONG_RUNS)
 
     done = subprocess.run(CLI + ["resume", str(out), "--workers", "2", *backend], capture_output=True, text=True,
@@ -281,7 +281,7 @@ def test_cli_ctrl_c_mid_sweep_deletes_the_cluster_and_resume_finishes(leo, tmp_p
     assert f"{len(LONG_RUNS)} runs: {len(LONG_RUNS)} ok, 0 failed, 0 missing" in done.stdout
     [second] = re.findall(r"DaskCluster (\S+) is up", done.stderr)
     assert second != name and not k8s_emulator.cluster_objects(second)["daskclusters"]
-    k8s_emulator.wait_for_cluster_gone(second, timeout=30)
+    k8s_emulator.wait_for_cluster_gone(second)
     assert not k8s_emulator.errors
 
 
@@ -314,7 +314,7 @@ def test_ctrl_c_while_the_cluster_starts_deletes_what_was_created(_kube_clusters
         interrupter.join(10)
     [name] = created
     assert not k8s_emulator.cluster_objects(name)["daskclusters"]  # deleted before the KeyboardInterrupt got out
-    k8s_emulator.wait_for_cluster_gone(name, timeout=30)  # the operator's worker group too, adopted or not
+    k8s_emulator.wait_for_cluster_gone(name)  # the operator's worker group too, adopted or not
     assert not k8s_emulator.errors
 
 
@@ -352,7 +352,7 @@ def test_an_image_the_nodes_cannot_pull_fails_fast_and_leaves_nothing(_kube_clus
     assert "image_pull_secrets" in str(info.value)
     name = re.search(r"of Pod (gmat-sweep-[0-9a-f]+)-scheduler", str(info.value))[1]
     assert not k8s_emulator.cluster_objects(name)["daskclusters"]
-    k8s_emulator.wait_for_cluster_gone(name, timeout=30)
+    k8s_emulator.wait_for_cluster_gone(name)
 
 
 def test_a_cluster_without_the_dask_operator_says_how_to_install_it(tmp_path, k8s_emulator):
@@ -495,7 +495,7 @@ def test_adapt_grows_with_the_backlog_and_shrinking_loses_no_run(leo, tmp_path, 
     assert not thread.is_alive() and "error" not in box, box
     check_trajectories(ns["df"], tofs)  # nothing lost, nothing wrong, after Pods were removed mid-run
     assert not k8s_emulator.cluster_objects(name)["daskclusters"]
-    k8s_emulator.wait_for_cluster_gone(name, timeout=30)  # the DaskAutoscaler too (adopted by the cluster)
+    k8s_emulator.wait_for_cluster_gone(name)  # the DaskAutoscaler too (adopted by the cluster)
     assert not k8s_emulator.errors
 
 
@@ -555,5 +555,5 @@ def test_adapt_shrinks_an_idle_cluster_to_its_minimum_and_scale_ends_it(leo, tmp
         assert time.monotonic() - start > 6, "the backlog was too short to show anything: use longer runs"
         assert sweep.refresh().counts() == {"ok": len(tofs), "failed": 0, "missing": 0}
     assert not k8s_emulator.cluster_objects(name)["daskclusters"]
-    k8s_emulator.wait_for_cluster_gone(name, timeout=30)
+    k8s_emulator.wait_for_cluster_gone(name)
     assert not k8s_emulator.errors

@@ -1142,11 +1142,16 @@ class EmulatedKubernetes:
             wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout, f"processes of Pod {name} to exit")
         return pids
 
-    def wait_for_cluster_gone(self, cluster_name: str, timeout: float = 30) -> None:
+    def wait_for_cluster_gone(self, cluster_name: str, timeout: float = 120) -> None:
         """Wait until the DaskCluster and its children are deleted and their Pods' processes have exited
-        (the next cluster needs the scheduler ports back)."""
-        wait_for(lambda: not any(self.cluster_objects(cluster_name).values()), timeout,
-                 f"everything of DaskCluster {cluster_name} to be deleted")
+        (the next cluster needs the scheduler ports back). The operator removes its finalizers between its timers'
+        retries, which on a loaded machine takes tens of seconds: the wait is long, and says what was left."""
+        try:
+            wait_for(lambda: not any(self.cluster_objects(cluster_name).values()), timeout,
+                     f"everything of DaskCluster {cluster_name} to be deleted")
+        except TimeoutError as exc:
+            left = {kind: names for kind, names in self.cluster_objects(cluster_name).items() if names}
+            raise TimeoutError(f"{exc}; still there: {left}") from None
         prefix = f"{cluster_name}-"
         wait_for(lambda: not [p for p in self.call(self.node.running_pods) if p.startswith(prefix)], timeout,
                  f"the processes of DaskCluster {cluster_name} to exit")
