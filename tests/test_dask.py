@@ -20,6 +20,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 
 import pandas as pd
@@ -369,6 +370,42 @@ def test_a_worker_that_leaves_while_it_is_checked_does_not_stop_the_sweep(leo, t
     assert leaving not in {e["worker"] for e in entries(sweep)}
     assert any(leaving in r.getMessage() and "left the cluster while it was asked" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_worker_that_leaves_while_the_gate_is_handed_out_does_not_stop_the_sweep(leo, tmp_path, client, caplog,
+                                                                                   monkeypatch):
+    # The scheduler hands a plugin to every worker and drops the caller's connection when one of them leaves
+    # meanwhile. The leaving worker is stopped (SIGSTOP) just before the gate is registered, so the scheduler's
+    # hand-out waits on it, and killed once the scheduler holds the plugin: it always leaves mid-hand-out.
+    caplog.set_level(logging.INFO, logger="gmat_sweep.dask")
+    real = distributed.Client.register_plugin
+    out = tmp_path / "out"
+    with extra_worker(client, tmp_path) as leaving:
+        pid = client.run(os.getpid, workers=[leaving])[leaving]
+        killers: list[threading.Thread] = []
+
+        def register_while_one_leaves(self, plugin, name=None, **kwargs):
+            if not killers:
+                def kill_once_held():
+                    while not self.run_on_scheduler(lambda dask_scheduler: name in dask_scheduler.worker_plugins):
+                        time.sleep(0.05)
+                    os.kill(pid, signal.SIGKILL)
+
+                os.kill(pid, signal.SIGSTOP)
+                killers.append(threading.Thread(target=kill_once_held, daemon=True))
+                killers[0].start()
+            return real(self, plugin, name=name, **kwargs)
+
+        monkeypatch.setattr(distributed.Client, "register_plugin", register_while_one_leaves)
+        try:
+            with DaskPool(client) as pool:
+                sweep = Sweep(leo, grid={"Sat.SMA": [7000, 7100, 7200, 7300]}, out=out).run(pool, progress=False)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert killers and sweep.counts()["ok"] == 4
+    assert leaving not in {e["worker"] for e in entries(sweep)}
+    assert any("left while the gmat-sweep-gate plugin was handed out" in r.getMessage() for r in caplog.records)
 
 
 # ------------------------------------------------------------------------------------------- fail fast

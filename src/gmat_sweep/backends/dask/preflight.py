@@ -60,8 +60,8 @@ class Preflight:
         resource = f"gmat-sweep-{digest[:12]}"
         gate = portable_plugin(WorkerPlugin, "Gate", resource=resource, expected=expected, engine=engine,
                                token_path=self.token_path, token=token)
-        self._client.register_plugin(gate, name=GATE_PLUGIN)
-        self._client.register_plugin(portable_plugin(NannyPlugin, "Watchdog"), name=WATCHDOG_PLUGIN)
+        self._register(gate, GATE_PLUGIN)
+        self._register(portable_plugin(NannyPlugin, "Watchdog"), WATCHDOG_PLUGIN)
         # A worker's engine process enforces timeouts itself; only a worker that runs missions in its own process
         # (GMAT_SWEEP_ENGINE_PROCESS=0) needs its nanny for that.
         unguarded = sorted(a for a, r in reports.items() if isinstance(r, dict) and not r.get("nanny")
@@ -73,6 +73,23 @@ class Preflight:
                           "runs, so only the nanny can stop it. Start workers with a nanny (the default of 'dask "
                           "worker'), or leave GMAT_SWEEP_ENGINE_PROCESS unset.", RuntimeWarning, stacklevel=4)
         return resource
+
+    def _register(self, plugin: Any, name: str, attempts: int = 3) -> None:
+        # A worker that leaves while the scheduler hands it the plugin (an autoscaler retiring it, a Pod evicted)
+        # makes the scheduler drop this call's connection. The scheduler already holds the plugin for every worker,
+        # present and future, so the call is made again: it reaches the workers still there.
+        for attempt in range(1, attempts + 1):
+            try:
+                self._client.register_plugin(plugin, name=name)
+                return
+            except OSError as exc:  # distributed's CommClosedError is one
+                if attempt == attempts:
+                    raise DaskPoolError(
+                        f"the scheduler at {self.address} dropped the connection {attempts} times while gmat-sweep's "
+                        f"{name} plugin was handed to its workers ({exc}): check that the cluster is up and its "
+                        "workers stay, then run or resume the sweep again") from None
+                logger.info("a Dask worker left while the %s plugin was handed out (%s): handing it out again",
+                            name, exc)
 
     def _await_workers(self, worker_wait: float) -> None:
         deadline = time.monotonic() + worker_wait
