@@ -17,6 +17,7 @@ import sys
 from gmat_sweep.gmat import kernel_pool
 
 from test_gravity import FIELDS, RUNS  # tests/ is on sys.path (pytest's rootdir-relative import of test modules)
+from test_kernels import POOL_READERS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -36,31 +37,7 @@ with get_engine().session() as api:
     lib = gmat_cspice(api)
 I = ctypes.c_int
 
-def names():
-    start, out = 1, []
-    while True:
-        n, found, buf = I(), I(), ctypes.create_string_buffer(100 * 33)
-        lib.gnpool_(b"*", ctypes.byref(I(start)), ctypes.byref(I(100)), ctypes.byref(n), buf, ctypes.byref(found),
-                    I(1), I(33))
-        out += [buf.raw[i * 33:(i + 1) * 33].decode().strip() for i in range(n.value)]
-        if not found.value or n.value < 100:
-            return out
-        start += n.value
-
-def value(name):
-    found, n, kind = I(), I(), ctypes.create_string_buffer(1)
-    lib.dtpool_(name.encode(), ctypes.byref(found), ctypes.byref(n), kind, I(len(name)), I(1))
-    got, ok = I(), I()
-    if kind.raw == b"N":
-        values = (ctypes.c_double * n.value)()
-        lib.gdpool_c(name.encode(), I(0), I(n.value), ctypes.byref(got), values, ctypes.byref(ok))
-        return ["N", [v.hex() for v in values[:got.value]]]
-    size = 1000
-    buf = ctypes.create_string_buffer(n.value * size)
-    lib.gcpool_(name.encode(), ctypes.byref(I(1)), ctypes.byref(n), ctypes.byref(got), buf, ctypes.byref(ok),
-                I(len(name)), I(size))
-    return ["C", [buf.raw[i * size:(i + 1) * size].decode().rstrip() for i in range(got.value)]]
-
+""" + POOL_READERS + r"""
 count = I()
 lib.ktotal_(b"ALL", ctypes.byref(count), I(3))  # the f2c entry points: GMAT's library exports these
 loaded = []

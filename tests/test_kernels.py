@@ -23,17 +23,11 @@ from gmat_sweep.gmat.kernel_bodies import cut_to_bodies, ids_with_barycentres
 from gmat_sweep.gmat.kernels import data_only, naif_ids, slim_copy
 from gmat_sweep.gmat.script import list_items
 
-# Prints {path: {variable: [type, values]}} for each kernel path given, each loaded alone into a cleared pool.
-POOL = r"""
-import ctypes, glob, json, os, sys
-import gmatpy._native as native
-
-lib = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(native.__file__), "libGmatBase.so*"))[0])
-I = ctypes.c_int
-lib.erract_c(b"SET", 0, ctypes.create_string_buffer(b"RETURN", 10))
-
+# SPICE's pool read through GMAT's own CSPICE, for a test's child program that has ``ctypes``, ``lib`` (the library)
+# and ``I = ctypes.c_int``: names() lists every variable, value(name) gives [type, values] (floats as hex: exact).
+POOL_READERS = r"""
 def names():
-    found, start, out = I(1), 1, []
+    start, out = 1, []
     while True:
         n, found, buf = I(), I(), ctypes.create_string_buffer(100 * 33)
         lib.gnpool_(b"*", ctypes.byref(I(start)), ctypes.byref(I(100)), ctypes.byref(n), buf, ctypes.byref(found),
@@ -57,6 +51,18 @@ def value(name):
                 I(len(name)), I(size))
     return ["C", [buf.raw[i * size:(i + 1) * size].decode().rstrip() for i in range(got.value)]]
 
+"""
+
+# Prints {path: {variable: [type, values]}} for each kernel path given, each loaded alone into a cleared pool.
+POOL = r"""
+import ctypes, glob, json, os, sys
+import gmatpy._native as native
+
+lib = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(native.__file__), "libGmatBase.so*"))[0])
+I = ctypes.c_int
+lib.erract_c(b"SET", 0, ctypes.create_string_buffer(b"RETURN", 10))
+
+""" + POOL_READERS + r"""
 pools = {}
 for path in sys.argv[1:]:
     lib.kclear_c()
