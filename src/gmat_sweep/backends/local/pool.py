@@ -23,7 +23,8 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from ..base import Pool, PoolBroken, RunTimedOut, WorkerLost, task_limit
-from .process import READY, StartFailed, WorkerProcess, start_failure
+from . import batches
+from .process import PREFETCH_BELOW, READY, SKIPPED, StartFailed, WorkerProcess, start_failure
 
 
 # What the dispatcher resolves a future with, once it has let go of the pool's lock (a future's callbacks run
@@ -96,6 +97,8 @@ class LocalPool(Pool):
     #: A running task, one sent ahead and one queued per worker: a finished task's worker is then sent its next one
     #: in the same wake-up of the dispatcher that read the result, instead of a second wake-up when the caller submits.
     window_per_worker = 3.0
+    #: Runs of a sweep per message while runs are short (see batches.py).
+    batch_runs = 4
 
     def __init__(self, max_workers: int | None = None, timeout: float | None = None) -> None:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
@@ -105,7 +108,7 @@ class LocalPool(Pool):
         self._n = max_workers or os.cpu_count() or 1
         self.timeout = timeout
         self._ctx = multiprocessing.get_context("spawn")
-        self._queue: collections.deque[tuple[concurrent.futures.Future[Any], bytes]]
+        self._queue: collections.deque[tuple[Any, Any]]  # (future or batches.Run, bytes or batches.Part)
         self._queue = collections.deque()
         self._workers: list[WorkerProcess] = []
         self._lock = threading.Lock()
@@ -157,20 +160,64 @@ class LocalPool(Pool):
         except Exception as exc:  # noqa: BLE001 - an unpicklable task fails alone, like any other task
             future.set_exception(WorkerLost(f"could not send the task to a worker: {exc}"))
             return future
+        self._enqueue([(future, task)], len(task))
+        return future
+
+    def submit_runs(self, fn: Callable[[Any], Any], items: list[Any],
+                    settle: Callable[[Any, Any, BaseException | None], None]) -> None:
+        """Queue ``fn(item)`` for each of ``items`` as one batch; ``settle(item, value, error)`` is called as each
+        one finishes (see batches.py)."""
+        if self._closed:
+            raise RuntimeError("this LocalPool is closed; create a new one")
+        if self._broken is not None:
+            raise PoolBroken(start_failure(self._broken))
+        runs = [batches.Run(item, task_limit(self.timeout, (item,)), settle) for item in items]
+        try:
+            data = _dumps((batches.BATCH, fn, [(item,) for item in items]))
+        except Exception as exc:  # noqa: BLE001 - the run that cannot be pickled fails alone
+            if len(items) > 1:
+                for item in items:
+                    self.submit_runs(fn, [item], settle)
+                return
+            runs[0].set_exception(WorkerLost(f"could not send the task to a worker: {exc}"))
+            return
+        batch = batches.Batch(fn, items, data)
+        self._enqueue([(run, batches.Part(batch, i)) for i, run in enumerate(runs)], len(data))
+
+    def _enqueue(self, entries: list[tuple[Any, Any]], size: int) -> None:
         if threading.get_ident() == self._thread.ident:
             # Submitted by a result's callback: the dispatcher sends it once the callbacks return, without waking
             # itself through the pipe (a write, a poll and a read on every run).
             with self._lock:
-                self._queue.append((future, task))
+                self._queue.extend(entries)
                 self._resubmitted = True
-            return future
+            return
         with self._lock:
-            self._queue.append((future, task))
+            self._queue.extend(entries)
             # A busy pool takes the task when a worker finishes, and the dispatcher is awake then anyway.
-            wake = len(self._workers) < self._n or any(w.can_take(task) for w in self._workers)
+            wake = len(self._workers) < self._n or any(w.can_take(size) for w in self._workers)
         if wake:
             self._wake()
-        return future
+
+    def batch_size(self) -> int:
+        """How many runs ``run_each`` sends in one message now: ``batch_runs`` while every worker's last task was
+        short, else 1 (a long run gains nothing from company, and its batch-mates would wait behind it)."""
+        workers = self._workers
+        if workers and all(w.last < PREFETCH_BELOW for w in workers):
+            return self.batch_runs
+        return 1
+
+    def batch_window(self, size: int) -> int:
+        """Runs in flight for batches of ``size``: a batch running and one sent ahead per worker, and one queued."""
+        return max(self.window_size(), self.max_workers * (size + 1) + size)
+
+    def run_each(self, specs: Iterable[Any], consume: Callable[[Any, Any, BaseException | None], None],
+                 window: int | None = None) -> None:
+        """Like :meth:`Pool.run_each`; short runs travel several to a message (batches.py), each one still
+        claimed, timed, answered and consumed on its own."""
+        from ...worker import run_one  # the pool layer calls down into the worker; imported when runs start
+
+        batches.run_each(self, run_one, specs, consume, window)
 
     def for_each(self, fn: Callable[[Any], Any], items: Iterable[Any],
                  consume: Callable[[Any, Any, BaseException | None], None], window: int | None = None) -> None:
@@ -238,7 +285,7 @@ class LocalPool(Pool):
             pending = list(self._queue)
             self._queue.clear()
         for worker in workers:
-            for k, (future, _) in enumerate(worker.tasks):
+            for k, (future, *_) in enumerate(worker.tasks):
                 if not future.done():
                     future.set_exception(WorkerLost("the pool was closed while this task ran" if k == 0 else
                                                     "the pool was closed before this task started"))
@@ -263,7 +310,7 @@ class LocalPool(Pool):
         except BaseException as exc:  # noqa: BLE001 - never leave futures waiting on a dead dispatcher
             self._broken = exc
             with self._lock:
-                running = [future for w in self._workers for future, _ in w.tasks]
+                running = [future for w in self._workers for future, *_ in w.tasks]
                 queued = [future for future, _ in self._queue]
                 self._queue.clear()
             error = PoolBroken(start_failure(exc))
@@ -306,38 +353,40 @@ class LocalPool(Pool):
     def _dispatch(self, finished: _Finished) -> None:
         with self._lock:
             while self._queue or self._take_back():
-                future, task = self._queue[0]
+                data, count = batches.message(self._queue, _dumps)
                 # An idle worker first, then a new process, and only then a busy worker's next task.
-                worker = next((w for w in self._workers if w.ready and not w.tasks), None)
+                worker = next((w for w in self._workers if w.idle()), None)
                 if worker is None and len(self._workers) < self._n:
                     self._workers.append(WorkerProcess(self._ctx, self._tmp))
                     continue
-                worker = worker or next((w for w in self._workers if w.can_take(task)), None)
+                worker = worker or next((w for w in self._workers if w.can_take(len(data))), None)
                 if worker is None:
                     return
-                self._queue.popleft()
-                # A task taken back from a dead worker before it started is already marked running.
-                if not future.running() and not future.set_running_or_notify_cancel():
+                entries = [self._queue.popleft() for _ in range(count)]
+                # A task taken back from a dead worker before it started is already marked running. (A batch's
+                # runs are only cancelled by close, once this thread has stopped: the message carries them all.)
+                if not all([f.running() or f.set_running_or_notify_cancel() for f, _ in entries]) and count == 1:
                     continue
                 try:
-                    worker.conn.send_bytes(task)
+                    worker.conn.send_bytes(data)
                 except Exception as exc:  # noqa: BLE001 - a worker that just died
-                    finished.append((future, WorkerLost(f"could not send the task to a worker: {exc}")))
+                    finished += [(f, WorkerLost(f"could not send the task to a worker: {exc}")) for f, _ in entries]
                     continue
-                worker.sent += 1
-                worker.tasks.append((future, task))
-                if len(worker.tasks) == 1:
+                for future, task in entries:
+                    worker.sent += 1
+                    worker.tasks.append((future, task, worker.sent))
+                if len(worker.tasks) == count:
                     worker.begin(time.monotonic())
 
     def _take_back(self) -> bool:
         """With nothing queued and a worker idle, queue a task sent ahead to a busy worker that has not started it:
         at the end of a sweep it would otherwise wait for that worker's current run."""
-        if not any(w.ready and not w.tasks for w in self._workers):
+        if not any(w.idle() for w in self._workers):
             return False
-        for worker in self._workers:
+        for worker in sorted(self._workers, key=lambda w: -len(w.tasks)):  # from the one holding most first
             taken = worker.take_back()
-            if taken is not None:
-                self._queue.append(taken)
+            if taken:
+                self._queue.extend(taken)
                 return True
         return False
 
@@ -366,9 +415,9 @@ class LocalPool(Pool):
         if message == READY:
             worker.ready = True
             return
-        if not worker.tasks:
-            return
-        future, _ = worker.tasks.popleft()
+        if message == SKIPPED or not worker.tasks:
+            return  # (it skipped a task taken back from it: it may be sent work again, see WorkerProcess.idle)
+        future, *_ = worker.tasks.popleft()
         finished.append((future, message))
         worker.last = now - worker.started
         worker.deadline = None
@@ -399,12 +448,12 @@ class LocalPool(Pool):
         else:
             self._start_failures = 0
         if worker.tasks:
-            future, _ = worker.tasks.popleft()
+            future, *_ = worker.tasks.popleft()
             elapsed = now - worker.started  # the lost run's real duration, as far as the driver can tell
             finished.append((future, RunTimedOut(reason, elapsed, worker.limit) if timed_out
                              else WorkerLost(reason, elapsed)))
         # A task sent ahead had not started (tasks run in the order sent): it goes first to the next free worker.
-        self._queue.extendleft(reversed(worker.tasks))
+        self._queue.extendleft((future, task) for future, task, _ in reversed(worker.tasks))
         worker.tasks.clear()
         worker.stop(kill=True)
         self._workers.remove(worker)

@@ -22,7 +22,14 @@ from .. import spawn
 
 
 READY = b"ready"  # never a pickle: a result is told from it without unpickling
-_STARTED, _REVOKED = 0, 1  # a worker's shared counters: the number of the task it started last, of one taken back
+#: Sent by a worker that skipped tasks taken back from it: it wakes the driver, which may send it work again.
+SKIPPED = b"skipped"
+#: The first item of a message that carries several tasks: ``(BATCH, fn, [args, ...])``; ``(fn, args)`` is one task.
+BATCH = "gmat-sweep-batch"
+# A worker's shared counters: the number of the last task it started or skipped, and the highest number it may
+# start (the tasks after it were taken back). Tasks are numbered 1, 2... in the order sent, on both sides.
+_POSITION, _LIMIT = 0, 1
+_NO_LIMIT = 2**62
 
 #: A worker whose last task took less than this many seconds is sent its next task before it finishes the current.
 PREFETCH_BELOW = 1.0
@@ -59,20 +66,25 @@ def _worker_main(conn: Connection, claim: Any, counters: Any, tmp: str) -> None:
             return
         if message is None:
             return
-        received += 1
-        with claim:
-            if counters[_REVOKED] == received:
-                continue  # the driver took this one back for an idle worker before it started here
-            counters[_STARTED] = received
-        fn, args = message
-        try:
-            reply = (True, fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - report every failure to the driver
-            reply = (False, RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-        try:
-            conn.send(reply)
-        except Exception as exc:  # noqa: BLE001 - an unpicklable result must not kill the worker
-            conn.send((False, RuntimeError(f"task result could not be sent back: {exc}")))
+        # A batch is pickled once (the script its runs share, once), but each task in it is claimed, run and
+        # answered on its own: a finished task's result reaches the driver while the rest of its batch still runs.
+        fn, tasks = (message[1], message[2]) if message[0] == BATCH else (message[0], [message[1]])
+        for args in tasks:
+            received += 1
+            with claim:
+                counters[_POSITION] = received
+                skip = received > counters[_LIMIT]
+            if skip:  # the driver took this one back for an idle worker before it started here
+                conn.send_bytes(SKIPPED)
+                continue
+            try:
+                reply = (True, fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - report every failure to the driver
+                reply = (False, RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+            try:
+                conn.send(reply)
+            except Exception as exc:  # noqa: BLE001 - an unpicklable result must not kill the worker
+                conn.send((False, RuntimeError(f"task result could not be sent back: {exc}")))
 
 
 # LocalPool's own workers never import the main module (spawn.py); a process that does (one of the caller's own
@@ -100,26 +112,44 @@ class WorkerProcess:
         self.conn, child = ctx.Pipe()
         self.claim = ctx.Lock()
         self.counters = ctx.RawArray("q", 2)
-        self.sent = 0  # tasks sent to this process
+        self.counters[_LIMIT] = _NO_LIMIT
+        self.sent = 0  # tasks sent to this process (the number of the last one)
+        self.revoked_at: int | None = None  # ``sent`` when tasks were last taken back, until the process passed them
         self.process = spawn.Process(target=_worker_main, args=(child, self.claim, self.counters, tmp), daemon=True,
                                    name="gmat-sweep-worker", env=spawn.SINGLE_THREADED)
         self.process.start()
         child.close()
-        # The tasks sent to this process, in the order it runs them: the first is running, any other is waiting.
-        self.tasks: collections.deque[tuple[concurrent.futures.Future[Any], bytes]] = collections.deque()
+        # The tasks sent to this process, in the order it runs them, with their numbers: the first is running, any
+        # other is waiting.
+        self.tasks: collections.deque[tuple[concurrent.futures.Future[Any], Any, int]] = collections.deque()
         self.started = 0.0  # when the first task started, as far as the driver can tell
         self.deadline: float | None = None
         self.limit: float | None = None  # the running task's time limit
         self.last = float("inf")  # how long its last task took
         self.ready = False
 
-    def can_take(self, task: bytes) -> bool:
-        """Whether this process should be sent ``task`` now."""
-        if not self.ready:
+    def idle(self) -> bool:
+        """Whether this process is up, holds no task and may be sent one."""
+        return self.ready and not self.tasks and self._passed()
+
+    def can_take(self, size: int) -> bool:
+        """Whether this process should be sent a message of ``size`` bytes now."""
+        if not self.ready or not self._passed():
             return False
         if not self.tasks:
             return True
-        return len(self.tasks) == 1 and self.last < PREFETCH_BELOW and len(task) <= PREFETCH_BYTES
+        return len(self.tasks) == 1 and self.last < PREFETCH_BELOW and size <= PREFETCH_BYTES
+
+    def _passed(self) -> bool:
+        # Tasks taken back stay in the process's pipe until it reads and skips them: it is sent nothing new before,
+        # as the limit that makes it skip them would then have to let the new ones through.
+        if self.revoked_at is None:
+            return True
+        if self.counters[_POSITION] < self.revoked_at:
+            return False
+        self.counters[_LIMIT] = _NO_LIMIT  # it has read every task sent so far; the next ones are numbered higher
+        self.revoked_at = None
+        return True
 
     def begin(self, now: float) -> None:
         """The first task in ``tasks`` starts now; it may run for its own limit (see ``LocalPool.submit``)."""
@@ -127,17 +157,23 @@ class WorkerProcess:
         self.limit = getattr(self.tasks[0][0], "gmat_limit", None)
         self.deadline = now + self.limit if self.limit else None
 
-    def take_back(self) -> tuple[concurrent.futures.Future[Any], bytes] | None:
-        """The task sent ahead, if this process has not started it; it never will."""
+    def take_back(self) -> list[tuple[concurrent.futures.Future[Any], Any]]:
+        """Half (rounded up) of the tasks sent ahead that this process has not started; it never will."""
         if len(self.tasks) < 2 or not self.claim.acquire(timeout=0.5):
-            return None  # (a process killed while holding the lock keeps it: its death is handled elsewhere)
+            return []  # (a process killed while holding the lock keeps it: its death is handled elsewhere)
         try:
-            if self.counters[_STARTED] >= self.sent:
-                return None  # it has started it: the result of the one before is on its way
-            self.counters[_REVOKED] = self.sent
+            position = self.counters[_POSITION]
+            # The first task is the one the driver times: it stays, started or not.
+            waiting = sum(1 for _, _, number in self.tasks if number > position and number != self.tasks[0][2])
+            if not waiting:
+                return []  # it has started them: the results of the ones before are on their way
+            keep = len(self.tasks) - (waiting + 1) // 2
+            self.counters[_LIMIT] = self.tasks[keep - 1][2]
         finally:
             self.claim.release()
-        return self.tasks.pop()
+        self.revoked_at = self.sent
+        taken = [self.tasks.pop() for _ in range(len(self.tasks) - keep)]
+        return [(future, task) for future, task, _ in reversed(taken)]
 
     def stop(self, kill: bool = False) -> None:
         if kill:
