@@ -24,6 +24,7 @@ from typing import Any
 
 from ..base import Pool, PoolBroken, RunTimedOut, WorkerLost, task_limit
 from . import batches
+from .inbox import Inbox
 from .process import PREFETCH_BELOW, READY, SKIPPED, StartFailed, WorkerProcess, start_failure
 
 
@@ -99,6 +100,8 @@ class LocalPool(Pool):
     window_per_worker = 3.0
     #: Runs of a sweep per message while runs are short (see batches.py).
     batch_runs = 4
+    #: The longest the dispatcher lets results gather before reading them, while every worker has work sent ahead.
+    linger = 0.05
 
     def __init__(self, max_workers: int | None = None, timeout: float | None = None) -> None:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
@@ -319,7 +322,7 @@ class LocalPool(Pool):
                     future.set_exception(error)
 
     def _serve(self) -> None:
-        poller = _Poller()
+        poller, pause = _Poller(), _Poller()
         while not self._closed:
             finished: _Finished = []
             self._resubmitted = False
@@ -336,6 +339,12 @@ class LocalPool(Pool):
                     waitables += [worker.conn, worker.process.sentinel]
                 deadlines = [w.deadline for w in self._workers if w.deadline is not None]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            linger = self._linger(timeout)
+            if linger:
+                # Every worker has work for longer than this: results gather and are read in one wake-up. A caller's
+                # submit or close still wakes the dispatcher at once.
+                pause.wait([self._wake_r], linger)
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             ready = poller.wait(waitables, timeout)
             if self._wake_r in ready:
                 while self._wake_r.poll():
@@ -350,6 +359,15 @@ class LocalPool(Pool):
                 for future, reply in finished:
                     _deliver(future, reply)
 
+    def _linger(self, timeout: float | None) -> float:
+        """How long the dispatcher may wait before it looks at the workers: until the first of them could run out
+        of work sent ahead (its runs' pace), at most ``linger`` s, never past a deadline; 0 when one has none."""
+        with self._lock:
+            if not self._workers:
+                return 0.0
+            ahead = min((len(w.tasks) - 1.5) * w.last if w.ready else 0.0 for w in self._workers)
+        return max(0.0, min(self.linger, ahead, math.inf if timeout is None else timeout))
+
     def _dispatch(self, finished: _Finished) -> None:
         with self._lock:
             while self._queue or self._take_back():
@@ -358,6 +376,7 @@ class LocalPool(Pool):
                 worker = next((w for w in self._workers if w.idle()), None)
                 if worker is None and len(self._workers) < self._n:
                     self._workers.append(WorkerProcess(self._ctx, self._tmp))
+                    self._workers[-1].inbox = Inbox(self._workers[-1].conn)
                     continue
                 worker = worker or next((w for w in self._workers if w.can_take(len(data))), None)
                 if worker is None:
@@ -397,9 +416,14 @@ class LocalPool(Pool):
         with self._lock:
             for worker in list(self._workers):
                 if worker.conn in ready:
-                    try:
-                        self._received(worker, worker.conn.recv_bytes(), finished, now)
-                    except (EOFError, OSError):
+                    started, held = worker.started, len(worker.tasks)
+                    messages, ended = worker.inbox.read()
+                    for message in messages:
+                        self._received(worker, message, finished, now)
+                    if held - len(worker.tasks) > 1:
+                        # Several results read at once: the pace of its runs, not the time since the last read.
+                        worker.last = (now - started) / (held - len(worker.tasks))
+                    if ended:
                         self._replace(worker, worker.death(), finished, now)
                 # A dead process's sentinel is among the waitables (one started since is seen on the next wake-up):
                 # no waitpid per worker per run.
@@ -426,14 +450,10 @@ class LocalPool(Pool):
 
     def _drain(self, worker: WorkerProcess, finished: _Finished, now: float) -> bool:
         """Read the messages already in ``worker``'s pipe; whether there were any."""
-        got = False
-        try:
-            while worker.conn.poll():
-                self._received(worker, worker.conn.recv_bytes(), finished, now)
-                got = True
-        except (EOFError, OSError):
-            pass
-        return got
+        messages, _ = worker.inbox.read()
+        for message in messages:
+            self._received(worker, message, finished, now)
+        return bool(messages)
 
     def _replace(self, worker: WorkerProcess, reason: str, finished: _Finished, now: float,
                  timed_out: bool = False) -> None:

@@ -127,6 +127,7 @@ class WorkerProcess:
         self.limit: float | None = None  # the running task's time limit
         self.last = float("inf")  # how long its last task took
         self.ready = False
+        self.inbox: Any = None  # the pool's non-blocking reader of this pipe (inbox.py), when it uses one
 
     def idle(self) -> bool:
         """Whether this process is up, holds no task and may be sent one."""
@@ -188,6 +189,8 @@ class WorkerProcess:
             self.process.kill()
             self.process.join(timeout=5)
         self.conn.close()
+        if self.inbox is not None:
+            self.inbox.close()
 
     def death(self) -> str:
         """Why this process ended, once it has: the signal that killed it or its exit code."""
