@@ -117,11 +117,13 @@ def run_each(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any],
     # sent is settled inside the submit, within refill.
     lock = threading.RLock()
     done = threading.Event()
-    state: dict[str, Any] = {"inflight": 0, "exhausted": False, "stopped": False, "error": None}
+    state: dict[str, Any] = {"inflight": 0, "finished": 0, "exhausted": False, "stopped": False, "error": None}
 
     def refill() -> None:  # called with ``lock`` held
         while not state["stopped"] and not state["exhausted"]:
-            size = pool.batch_size()
+            # One at a time until a window's worth has finished, as for_each would: a sweep's adaptive time limit
+            # is set when a run is taken from ``items``, and follows the finished runs only from then on.
+            size = pool.batch_size() if state["finished"] >= pool.window_size() else 1
             room = (window or pool.batch_window(size)) - state["inflight"]
             take = min(size, room)
             # A whole batch or nothing while runs are in flight: a refill per finished run would send batches of 1.
@@ -139,6 +141,7 @@ def run_each(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any],
     def finished(item: Any, value: Any, error: BaseException | None) -> None:
         with lock:
             state["inflight"] -= 1
+            state["finished"] += 1
             if state["stopped"]:
                 return
             try:
