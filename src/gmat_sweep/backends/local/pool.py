@@ -120,6 +120,7 @@ class LocalPool(Pool):
         self._broken: BaseException | None = None
         self._start_failures = 0
         self.replaced = 0  # how many workers died and were replaced, for reports and tests
+        self.messages = 0  # how many messages carried tasks to workers (a batch of runs is one), the same
         self._tmp = tempfile.mkdtemp(prefix="gmat-sweep-pool-")
         # Also when the pool is never closed: at garbage collection or when the interpreter exits.
         self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, True)
@@ -391,6 +392,7 @@ class LocalPool(Pool):
                 except Exception as exc:  # noqa: BLE001 - a worker that just died
                     finished += [(f, WorkerLost(f"could not send the task to a worker: {exc}")) for f, _ in entries]
                     continue
+                self.messages += 1
                 for future, task in entries:
                     worker.sent += 1
                     worker.tasks.append((future, task, worker.sent))
