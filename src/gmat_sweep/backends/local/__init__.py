@@ -15,8 +15,14 @@ current one, so it starts the next the moment it finishes instead of waiting a p
 worker runs out of work, the driver takes the task back, if its worker has not started it (a lock shared with the
 worker settles who was first), and hands it to the idle one. A worker that dies fails only the task it had started.
 
-The package is in two parts: ``pool.py``, the driver's side (queue, dispatcher thread, timeouts, replacing a dead
-process), and ``process.py``, one worker process (what runs inside it, and the driver's handle on it).
+A sweep's short runs go several to a message (``batches.py``), and while every worker has work sent ahead the
+dispatcher lets results gather for a few tens of milliseconds and reads each worker's pipe in one call
+(``inbox.py``): the driver's CPU per run halves. Each run of a batch is still claimed, timed and answered on its
+own, so a finished run is recorded while its batch-mates run, and the unstarted ones can be taken back.
+
+The package: ``pool.py``, the driver's side (queue, dispatcher thread, timeouts, replacing a dead process),
+``batches.py`` (a sweep's runs in batches), ``inbox.py`` (waiting for and reading the workers' pipes), and
+``process.py``, one worker process (what runs inside it, and the driver's handle on it).
 """
 
 from .pool import LocalPool

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..base import WorkerLost
+from ..base import WorkerLost, task_limit
 from .process import BATCH
 
 _PENDING, _RUNNING, _FINISHED, _CANCELLED = range(4)
@@ -82,6 +82,24 @@ class Run:
             raise concurrent.futures.InvalidStateError("this run is already settled")
         self._state = _FINISHED
         self._settle(self.item, value, error)
+
+
+def entries(fn: Callable[[Any], Any], items: list[Any], settle: Callable[[Any, Any, BaseException | None], None],
+            timeout: float | None, dumps: Callable[[Any], bytes]) -> Iterable[tuple[list[tuple[Run, Any]], int]]:
+    """The queue entries of ``fn(item)`` for each of ``items``, as one batch (entries, message size); a run that
+    cannot be pickled fails alone, settled here, and the others go in batches of one."""
+    runs = [Run(item, task_limit(timeout, (item,)), settle) for item in items]
+    try:
+        data = dumps((BATCH, fn, [(item,) for item in items]))
+    except Exception as exc:  # noqa: BLE001 - the run that cannot be pickled fails alone
+        if len(items) == 1:
+            runs[0].set_exception(WorkerLost(f"could not send the task to a worker: {exc}"))
+            return
+        for item in items:
+            yield from entries(fn, [item], settle, timeout, dumps)
+        return
+    batch = Batch(fn, items, data)
+    yield [(run, Part(batch, i)) for i, run in enumerate(runs)], len(data)
 
 
 def message(queue: Any, dumps: Callable[[Any], bytes]) -> tuple[bytes, int]:

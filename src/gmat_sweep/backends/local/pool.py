@@ -11,20 +11,18 @@ import math
 import multiprocessing
 import os
 import pickle
-import select
 import shutil
 import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from ..base import Pool, PoolBroken, RunTimedOut, WorkerLost, task_limit
 from . import batches
-from .inbox import Inbox
+from .inbox import Inbox, Poller, deliver
 from .process import PREFETCH_BELOW, READY, SKIPPED, StartFailed, WorkerProcess, start_failure
 
 
@@ -40,49 +38,6 @@ def _dumps(value: Any) -> bytes:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - e.g. a multiprocessing object only ForkingPickler can reduce
         return bytes(ForkingPickler.dumps(value))
-
-
-def _deliver(future: concurrent.futures.Future[Any], reply: bytes | BaseException) -> None:
-    if isinstance(reply, BaseException):
-        ok, value = False, reply
-    else:
-        try:
-            ok, value = ForkingPickler.loads(reply)
-        except Exception as exc:  # noqa: BLE001 - e.g. a result class the driver cannot import
-            ok, value = False, WorkerLost(f"the task's result could not be read back: {type(exc).__name__}: {exc}")
-    try:
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-    except concurrent.futures.InvalidStateError:
-        pass  # already settled: the pool was closed meanwhile
-
-
-class _Poller:
-    """``multiprocessing.connection.wait`` for the dispatcher, keeping one poll registration while the set of pipes
-    and process sentinels stays the same (it changes only when a worker starts or is replaced), instead of building
-    and registering a new selector on every wake-up, i.e. on every run."""
-
-    def __init__(self) -> None:
-        self._key: tuple[int, ...] = ()
-        self._poll: Any = None
-        self._objects: dict[int, Any] = {}
-
-    def wait(self, objects: list[Any], timeout: float | None) -> list[Any]:
-        if not hasattr(select, "poll"):
-            return wait(objects, timeout=timeout)
-        fds = [o if isinstance(o, int) else o.fileno() for o in objects]
-        # By object as well as number: a replaced worker's new pipe may reuse a closed one's descriptor numbers.
-        key = (*fds, *map(id, objects))
-        if key != self._key:
-            self._poll = select.poll()
-            for fd in fds:
-                self._poll.register(fd, select.POLLIN)
-            self._key, self._objects = key, dict(zip(fds, objects))
-        # Rounded up, as multiprocessing's wait does: a deadline must not be polled for a millisecond early.
-        events = self._poll.poll(None if timeout is None else math.ceil(timeout * 1000))
-        return [self._objects[fd] for fd, _ in events]
 
 
 class LocalPool(Pool):
@@ -175,18 +130,8 @@ class LocalPool(Pool):
             raise RuntimeError("this LocalPool is closed; create a new one")
         if self._broken is not None:
             raise PoolBroken(start_failure(self._broken))
-        runs = [batches.Run(item, task_limit(self.timeout, (item,)), settle) for item in items]
-        try:
-            data = _dumps((batches.BATCH, fn, [(item,) for item in items]))
-        except Exception as exc:  # noqa: BLE001 - the run that cannot be pickled fails alone
-            if len(items) > 1:
-                for item in items:
-                    self.submit_runs(fn, [item], settle)
-                return
-            runs[0].set_exception(WorkerLost(f"could not send the task to a worker: {exc}"))
-            return
-        batch = batches.Batch(fn, items, data)
-        self._enqueue([(run, batches.Part(batch, i)) for i, run in enumerate(runs)], len(data))
+        for entries, size in batches.entries(fn, items, settle, self.timeout, _dumps):
+            self._enqueue(entries, size)
 
     def _enqueue(self, entries: list[tuple[Any, Any]], size: int) -> None:
         if threading.get_ident() == self._thread.ident:
@@ -323,7 +268,7 @@ class LocalPool(Pool):
                     future.set_exception(error)
 
     def _serve(self) -> None:
-        poller, pause = _Poller(), _Poller()
+        poller, pause = Poller(), Poller()
         while not self._closed:
             finished: _Finished = []
             self._resubmitted = False
@@ -331,7 +276,7 @@ class LocalPool(Pool):
                 self._dispatch(finished)
             finally:
                 for future, reply in finished:
-                    _deliver(future, reply)
+                    deliver(future, reply)
             if self._resubmitted:
                 continue  # a callback above submitted a task: send it before waiting
             with self._lock:
@@ -358,7 +303,7 @@ class LocalPool(Pool):
                 self._dispatch(finished)
             finally:
                 for future, reply in finished:
-                    _deliver(future, reply)
+                    deliver(future, reply)
 
     def _linger(self, timeout: float | None) -> float:
         """How long the dispatcher may wait before it looks at the workers: until the first of them could run out
