@@ -54,7 +54,7 @@ class LocalPool(Pool):
     #: in the same wake-up of the dispatcher that read the result, instead of a second wake-up when the caller submits.
     window_per_worker = 3.0
     #: Runs of a sweep per message while runs are short (see batches.py).
-    batch_runs = 4
+    batch_runs = 8
     #: The longest the dispatcher lets results gather before reading them, while every worker has work sent ahead.
     linger = 0.05
 
