@@ -15,6 +15,7 @@ import textwrap
 import time
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -155,6 +156,7 @@ def test_extend_after_compaction_adds_the_new_runs_to_the_compact_file(tmp_path,
 
 _KILLED_COMPACTION = """
 import os, signal, sys
+import pyarrow as pa
 import pyarrow.parquet as pq
 from gmat_sweep import Sweep
 
@@ -216,3 +218,22 @@ def test_an_ok_run_whose_file_is_lost_is_read_around_and_not_compacted_again_on_
     inode = os.stat(compact.path_of(str(copy), "OrbitReport")).st_ino
     pd.testing.assert_frame_equal(sweep.results(), expected)
     assert os.stat(compact.path_of(str(copy), "OrbitReport")).st_ino == inode
+
+
+def test_runs_whose_files_differ_in_columns_are_compacted_with_every_column(finished, tmp_path, monkeypatch):
+    # A resume after the report gained a column (allow_changed_script) leaves runs whose files differ: each run's
+    # file is conformed to the union of their columns, a column a run lacks being null in its rows.
+    copy = _copy(finished, tmp_path)
+    sweep = Sweep.from_manifest(copy)
+    path = copy / "runs" / "3" / sweep.manifest.entries[3]["outputs"]["OrbitReport"]
+    table = pq.read_table(path)
+    pq.write_table(table.append_column("Extra", pa.array(range(table.num_rows), pa.int64())), path)
+    monkeypatch.setattr(compact, "AUTO_RUNS", None)
+    loose = Sweep.from_manifest(copy).results()
+    compact.compact(str(copy), sweep.design, sweep.manifest.entries)
+    assert _held(copy) == list(range(6))
+    frame = Sweep.from_manifest(copy).results()
+    pd.testing.assert_frame_equal(frame, loose)
+    assert frame["Extra"].notna().groupby(level="run_id").all().to_dict() == {i: i == 3 for i in range(6)}
+    base = finished[1]["results"]
+    pd.testing.assert_frame_equal(frame[base.columns], base)

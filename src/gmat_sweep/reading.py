@@ -90,10 +90,14 @@ def load(out: str, entries: Mapping[int, Mapping[str, Any]], key: str, columns: 
 
 
 def read_table(files: Sequence[str], columns: Sequence[str] | None = None, filter: Any = None) -> pa.Table:
-    """Concatenate per-run Parquet files, reading only ``columns`` (runs can disagree on a column's type: unify)."""
+    """Concatenate per-run Parquet files, reading only ``columns`` (runs can disagree on a column's type or hold a
+    column others lack: unify)."""
     try:
-        return ds.dataset(list(files), format="parquet").to_table(columns=columns, filter=filter, memory_pool=POOL)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # A dataset takes its schema from the first file: a column only later runs hold would be dropped.
+        schema = file_schema(files) if len(files) > 1 else None
+        return ds.dataset(list(files), format="parquet", schema=schema).to_table(columns=columns, filter=filter,
+                                                                                 memory_pool=POOL)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         tables = [ds.dataset(f, format="parquet").to_table(columns=columns, filter=filter, memory_pool=POOL)
                   for f in files]
         return concat(tables)
@@ -182,12 +186,24 @@ def _run_of(path: str) -> int:
 
 
 def _unified_schema(base: ds.Dataset, files: Sequence[str]) -> pa.Schema:
-    schema = base.schema
     try:  # inspecting every file is cheap next to reading them, and catches a column typed differently by run
-        return pa.unify_schemas([schema] + [ds.dataset(f, format="parquet").schema for f in files[1:64]],
-                                promote_options="permissive")
+        return file_schema(files)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return schema
+        return base.schema
+
+
+def file_schema(paths: Sequence[str]) -> pa.Schema:
+    """The unified schema of many small Parquet files, every footer read by Arrow's threads (a Python loop of
+    ``read_schema`` costs ~0.1 ms a file, this ~0.02 ms).
+
+    >>> file_schema(["sweeps/sma/runs/0/RF.parquet", "sweeps/sma/runs/1/RF.parquet"]).names
+    ['run_id', 'Sat.ElapsedSecs', 'Sat.Earth.SMA']
+    """
+    factory = ds.FileSystemDatasetFactory(pafs.LocalFileSystem(), list(paths), ds.ParquetFileFormat())
+    try:
+        return factory.inspect(promote_options="permissive", fragments=None)
+    except TypeError:  # an older pyarrow: no promote_options
+        return pa.unify_schemas([ds.dataset(p, format="parquet").schema for p in paths], promote_options="permissive")
 
 
 def arrow_type(values: list[Any]) -> pa.DataType:
