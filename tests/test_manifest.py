@@ -143,3 +143,31 @@ def test_an_unchanged_manifest_is_not_read_again_and_a_grown_one_is(tmp_path):
     again = current(first, tmp_path)
     assert again is not first and sorted(again.entries) == [0, 1]
     assert current(None, path).entries == again.entries
+
+
+@settings(max_examples=40, deadline=None)
+@given(block=st.integers(min_value=1, max_value=400), cut=st.integers(min_value=0, max_value=30))
+def test_a_manifest_read_in_blocks_holds_every_line_and_shares_what_lines_repeat(tmp_path_factory, block, cut):
+    # Lines are decoded a block at a time; a block's last line is completed from the file, a torn tail left out.
+    import gmat_sweep.manifest as manifest_module
+
+    path = tmp_path_factory.mktemp("m") / "manifest.jsonl"
+    fingerprint = {"engine": "embedded", "gmat_version": "R2026a"}
+    lines = [{"run_id": i, "status": "ok" if i % 3 else "failed", "fingerprint": dict(fingerprint),
+              "outputs": {"RF": "RF.parquet"} if i < 5 else {"RF": "other.parquet"}, "files": [], "extra": {},
+              "collected": {"X": [1, 1.0, True][i % 3]}, "overrides": {"A": i * 0.5}} for i in range(12)]
+    write(path, lines)
+    data = path.read_bytes()
+    path.write_bytes(data + b'{"run_id":99,"status":"o'[:cut])
+    saved, manifest_module._BLOCK = manifest_module._BLOCK, block
+    try:
+        manifest = read_manifest(path)
+    finally:
+        manifest_module._BLOCK = saved
+    expected = {e["run_id"]: json.loads(json.dumps(e)) for e in lines}
+    assert manifest.entries == expected and manifest.torn_tail == (cut > 0)
+    # Equal but typed differently (1, 1.0, True) stays as written: collected values are never shared.
+    assert [type(manifest.entries[i]["collected"]["X"]) for i in range(3)] == [int, float, bool]
+    entries = manifest.entries
+    assert all(entries[i]["fingerprint"] is entries[0]["fingerprint"] for i in entries)
+    assert entries[4]["outputs"] is entries[0]["outputs"] and entries[5]["outputs"] == {"RF": "other.parquet"}
