@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -24,25 +24,16 @@ def show(out: str, slowest: int, converge: str | None) -> None:
 
     with user_errors():
         sweep = Sweep.from_manifest(out)
-    from ..records import ERROR, LOST, TIMEOUT, failure_kind
+    from ..records import ERROR, LOST, TIMEOUT
 
-    counts = sweep.counts()
+    scan = _scan(sweep.manifest.entries, len(sweep), slowest)
+    kinds, unconverged, slowest_ids = scan.kinds, scan.unconverged, scan.slowest
     click.echo(f"{sweep.out}: {len(sweep)} runs of {sweep.source.path}")
-    click.echo(f"  ok {counts['ok']}   failed {counts['failed']}   missing {counts['missing']}")
+    click.echo(f"  ok {scan.ok}   failed {len(kinds)}   missing {len(sweep) - scan.ok - len(kinds)}")
     from .designs import show_design
 
     show_design(sweep, converge)
-    entries = sweep.manifest.entries
-    # Only the runs it lists get a summary row: a table of every run of a 100 000-run sweep would cost a second.
-    kinds = {run_id: failure_kind(entry) for run_id, entry in entries.items()
-             if entry.get("status") == "failed" and 0 <= run_id < len(sweep)}
     failed_ids = sorted(kinds)
-    unconverged = [run_id for run_id, entry in sorted(entries.items()) if entry.get("status") == "ok"
-                   and any(k.endswith(".converged") and v is False for k, v in (entry.get("extra") or {}).items())]
-    # Timed-out runs are among the slowest: they ran as long as they were allowed to.
-    timed = [run_id for run_id, entry in entries.items() if 0 <= run_id < len(sweep)
-             and (entry.get("status") == "ok" or kinds.get(run_id) == TIMEOUT)]
-    slowest_ids = heapq.nlargest(slowest, timed, key=lambda i: (_duration(entries[i]), -i))
     summary = sweep.summary(runs=failed_ids[:50] + unconverged[:50] + slowest_ids)
     rows = dict(summary.iterrows())  # iterrows, not .loc: values print as Python's, not numpy's, scalars
     if failed_ids:
@@ -64,14 +55,46 @@ def show(out: str, slowest: int, converge: str | None) -> None:
     if by_kind[ERROR]:
         click.echo(f"{by_kind[ERROR]} run(s) failed in GMAT (errors above): a resume would fail them again; fix the "
                    f"script or the swept values, then run the sweep again in a new --out folder")
-    if counts["missing"] or by_kind[LOST] or by_kind[TIMEOUT]:
+    if len(sweep) - scan.ok - len(kinds) or by_kind[LOST] or by_kind[TIMEOUT]:
         more = " --timeout SECONDS (longer) or --timeout none" if by_kind[TIMEOUT] else ""
         click.echo(f"finish it with: gmat-sweep resume {sweep.out}{more}")
 
 
-def _duration(entry: dict[str, Any]) -> float:
-    value = entry.get("duration")
-    return float(value) if value is not None else float("-inf")
+class _Scan:
+    """What ``show`` lists, from one pass over the manifest's entries (a 100 000-run sweep has 100 000)."""
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.kinds: dict[int, str | None] = {}  # failed run id -> why it failed
+        self.unconverged: list[int] = []
+        self.slowest: list[int] = []
+
+
+def _scan(entries: Mapping[int, Mapping[str, Any]], size: int, slowest: int) -> _Scan:
+    from ..records import FAILED, OK, TIMEOUT, failure_kind
+
+    scan = _Scan()
+    timed: list[tuple[float, int]] = []  # (duration, -run_id): ties list the lower id first
+    for run_id, entry in entries.items():
+        if not 0 <= run_id < size:
+            continue
+        status = entry.get("status")
+        if status == OK:
+            scan.ok += 1
+            extra = entry.get("extra")
+            if extra and any(k.endswith(".converged") and v is False for k, v in extra.items()):
+                scan.unconverged.append(run_id)
+        elif status == FAILED:
+            kind = scan.kinds[run_id] = failure_kind(entry)
+            if kind != TIMEOUT:  # timed-out runs are among the slowest: they ran as long as they were allowed to
+                continue
+        else:
+            continue
+        duration = entry.get("duration")
+        timed.append((float(duration) if duration is not None else float("-inf"), -run_id))
+    scan.unconverged.sort()
+    scan.slowest = [-negative for _, negative in heapq.nlargest(slowest, timed)]
+    return scan
 
 
 _KIND_LABEL = {"error": "GMAT error", "lost": "worker lost", "timeout": "timed out", None: "failed"}
