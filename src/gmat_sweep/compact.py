@@ -131,8 +131,11 @@ def _write(out: str, key: str, design: Design, keep: Sequence[int], files: Seque
     schema = schema.with_metadata({k: v for k, v in (first.metadata or {}).items()
                                    if k not in (PARAMETERS_KEY, RUNS_KEY)})
     parameters = [p for p in design.parameters if p not in schema.names]
-    new_rows = [design[i] for i, _ in files]
-    values = {p: [row[p] for row in new_rows] for p in parameters}
+    values: dict[str, list[Any]] = {p: [] for p in parameters}
+    for i, _ in files:  # a run's row at a time: 100 000 rows held as dicts would cost ~20 MB
+        row = design[i]
+        for p in parameters:
+            values[p].append(row[p])
     param_fields = [_parameter_field(p, values.get(p, []), old) for p in parameters]
     ids = sorted(set(keep) | {i for i, _ in files})
     full = pa.schema(list(schema) + param_fields,
