@@ -212,8 +212,38 @@ def read_side(out: pathlib.Path, repeats: int) -> None:
     shutil.rmtree(copy)
 
 
+def folder_cost(out: pathlib.Path, n: int = 2000) -> None:
+    """What a run's folder costs the filesystem (make it, write a file in it, stat that file) in ``runs/`` holding
+    the big sweep's 100 000 folders against an empty one beside it: the part of a run that could slow as ``runs/``
+    fills, measured apart from the machine's load (CPU time, the kernel's included)."""
+    def cost(parent: pathlib.Path) -> float:
+        cpu = time.process_time()
+        for k in range(n):
+            folder = parent / f"bench-{k}"
+            folder.mkdir()
+            with open(folder / "RF.parquet", "wb") as handle:
+                handle.write(b"x" * 2048)
+            os.stat(folder / "RF.parquet")
+        cpu = time.process_time() - cpu
+        for k in range(n):
+            shutil.rmtree(parent / f"bench-{k}")
+        return cpu / n * 1e6
+
+    empty = out.parent / (out.name + "-empty-runs")
+    empty.mkdir()
+    try:
+        taking_turns = [(cost(out / "runs"), cost(empty)) for _ in range(3)]
+    finally:
+        shutil.rmtree(empty)
+    full, fresh_ = (statistics.median(pair[k] for pair in taking_turns) for k in (0, 1))
+    entries = sum(1 for _ in os.scandir(out / "runs"))
+    print(f"a run's folder (mkdir, write 2 KB, stat), {n} of them: {full:.0f} us of CPU in runs/ holding {entries} "
+          f"folders, {fresh_:.0f} us in an empty folder  ({load()})", flush=True)
+
+
 def main(runs: int, keep: str | None, reuse: str | None, repeats: int) -> None:
     if reuse:
+        folder_cost(pathlib.Path(reuse).resolve())
         read_side(pathlib.Path(reuse).resolve(), repeats)
         return
     root = pathlib.Path(keep).resolve() if keep else pathlib.Path(tempfile.mkdtemp(prefix="gmat-sweep-100k-"))
@@ -248,6 +278,7 @@ def main(runs: int, keep: str | None, reuse: str | None, repeats: int) -> None:
                   f" peak of the process (VmHWM) once Sweep.run returned, compaction and read-back included: "
                   f"{peak:.1f} MiB  ({load()})", flush=True)
         shutil.rmtree(root / "1k")
+        folder_cost(big_out)
         read_side(big_out, repeats)
     finally:
         if not keep:

@@ -220,9 +220,15 @@ def test_an_ok_run_whose_file_is_lost_is_read_around_and_not_compacted_again_on_
     assert os.stat(compact.path_of(str(copy), "OrbitReport")).st_ino == inode
 
 
-def test_runs_whose_files_differ_in_columns_are_compacted_with_every_column(finished, tmp_path, monkeypatch):
+@pytest.mark.parametrize("inspect_files", [4096, 2])
+def test_runs_whose_files_differ_in_columns_are_compacted_with_every_column(finished, tmp_path, monkeypatch,
+                                                                            inspect_files):
     # A resume after the report gained a column (allow_changed_script) leaves runs whose files differ: each run's
-    # file is conformed to the union of their columns, a column a run lacks being null in its rows.
+    # file is conformed to the union of their columns, a column a run lacks being null in its rows. The footers are
+    # inspected a few thousand files at a time (here also 2 at a time).
+    import gmat_sweep.reading as reading
+
+    monkeypatch.setattr(reading, "_INSPECT_FILES", inspect_files)
     copy = _copy(finished, tmp_path)
     sweep = Sweep.from_manifest(copy)
     path = copy / "runs" / "3" / sweep.manifest.entries[3]["outputs"]["OrbitReport"]
