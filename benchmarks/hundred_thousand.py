@@ -264,8 +264,6 @@ def main(runs: int, keep: str | None, reuse: str | None, repeats: int) -> None:
             sampler.stop()
             peak = rss_mib("VmHWM")
         report(f"{runs} runs", runs, big)
-        if os.environ.get("HK_SAMPLES"):
-            print(sampler.samples)
         steady = [rss for _, done, rss in sampler.samples if FROM <= done < runs]
         at = {mark: next((rss for _, done, rss in sampler.samples if done >= mark), float("nan"))
               for mark in (FROM, runs // 2)}
