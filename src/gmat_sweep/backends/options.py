@@ -51,8 +51,9 @@ def _local(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _dask(options: Mapping[str, Any]) -> dict[str, Any]:
+    # Without --shared-storage: DaskPool's default (its own LocalCluster writes in place, a scheduler returns files).
     return {"address": options["scheduler"], "n_workers": options["workers"],
-            "shared_storage": options["shared_storage"]}
+            "shared_storage": True if options["shared_storage"] else None}
 
 
 def _kubernetes(options: Mapping[str, Any]) -> dict[str, Any]:

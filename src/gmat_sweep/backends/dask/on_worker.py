@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import pickle
 import shutil
 import signal
 import tempfile
@@ -80,6 +81,16 @@ def run_batch(specs: list[RunSpec], return_files: bool, timeout: float | None) -
         if child is not None:
             engine_process.give_back(child)
     return outcomes
+
+
+def run_batch_packed(specs: list[RunSpec], return_files: bool, timeout: float | None) -> bytes:
+    """:func:`run_batch`, its list of outcomes pickled into one buffer.
+
+    Dask serializes a task's list result element by element, and the driver's event loop unpacks each; one buffer
+    is one frame on the wire and one ``pickle.loads`` on the driver, and what the outcomes share (the versions
+    dict in every fingerprint) is pickled once. The driver checked the workers' gmat-sweep version first
+    (``admission.py``), so both sides read the same classes."""
+    return pickle.dumps(run_batch(specs, return_files, timeout), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 _private = threading.local()  # each worker thread's folder for return-mode runs

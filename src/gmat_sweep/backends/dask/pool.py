@@ -8,6 +8,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import pickle
+import queue
 import threading
 import time
 import uuid
@@ -26,17 +28,12 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from ...records import RunOutcome, RunSpec
 from ..base import Pool, RunTimedOut, WorkerLost
 from .admission import GATE_PLUGIN, REFUSED_TOPIC, DaskPoolError
+from .batching import TAIL_SHARE, Lookahead, runs_per_task, tail_size
 from .cluster import connect, local_cluster
-from .on_worker import TIMEOUT_TOPIC, WATCHDOG_PLUGIN, run_batch
+from .on_worker import TIMEOUT_TOPIC, WATCHDOG_PLUGIN, run_batch_packed
 from .preflight import Preflight
 
 logger = logging.getLogger("gmat_sweep.dask")
-
-#: Runs shorter than this (seconds) are batched ...
-SHORT_RUN = 0.2
-#: ... into tasks of about this much work, at most MAX_BATCH runs each.
-TASK_SECONDS = 0.5
-MAX_BATCH = 64
 
 
 class DaskPool(Pool):
@@ -47,16 +44,17 @@ class DaskPool(Pool):
     single-threaded worker processes (default one per core) and close it when done.
 
     ``shared_storage``: workers write run folders under ``out=`` themselves (it must be the same path on every
-    worker); default: workers return the files and the driver writes them. ``batch_size``: runs per task (default:
-    adaptive). ``timeout``: seconds after which one run is failed and its worker process killed. ``worker_wait``:
-    how long to wait for a usable worker before giving up.
+    worker); ``False``: workers return the files and the driver writes them (*return mode*). Default: shared
+    storage on the pool's own LocalCluster (its workers are processes of this machine), return mode otherwise.
+    ``batch_size``: runs per task (default: adaptive, see ``batching.py``). ``timeout``: seconds after which one run
+    is failed and its worker process killed. ``worker_wait``: how long to wait for a usable worker before giving up.
 
     >>> with DaskPool(n_workers=4) as pool:
     ...     Sweep("leo.script", grid={"Sat.SMA": [7000, 7100]}, out="sweeps/sma").run(pool)
     """
 
     def __init__(self, client: Any = None, n_workers: int | None = None, *, address: str | None = None,
-                 shared_storage: bool = False, batch_size: int | None = None, timeout: float | None = None,
+                 shared_storage: bool | None = None, batch_size: int | None = None, timeout: float | None = None,
                  worker_wait: float = 60.0, connect_timeout: float = 10.0) -> None:
         if client is not None and address is not None:
             raise ValueError("give either client= or address=, not both")
@@ -65,7 +63,6 @@ class DaskPool(Pool):
                 raise ValueError(f"{name} must be a positive whole number, got {value!r}")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.shared_storage = shared_storage
         self.batch_size = batch_size
         self.timeout = timeout
         self.worker_wait = worker_wait
@@ -78,6 +75,10 @@ class DaskPool(Pool):
         else:
             self._cluster, self._client = local_cluster(n_workers)
         self.address = self._client.scheduler.address
+        # Writing each run's files costs the driver more CPU than anything else it does for a short run (a mkdir and
+        # a file per output, mostly system time); a LocalCluster's workers share this machine's folders, so they
+        # write them, as LocalPool's workers do.
+        self.shared_storage = self._cluster is not None if shared_storage is None else shared_storage
         self._resource: str | None = None
         self._preflight = Preflight(self._client, self.address)
         self._threads_cache: tuple[float, int] = (0.0, 0)
@@ -210,37 +211,44 @@ class DaskPool(Pool):
         inflight: dict[Any, list[RunSpec]] = {}
         singles: set[Any] = set()  # futures holding one run split out of a batch that killed its workers
         retry: collections.deque[RunSpec] = collections.deque()
-        exhausted = False
+        ahead = Lookahead(source)
+        finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         idle_since: float | None = None
 
         def launch(specs: list[RunSpec], single: bool = False) -> None:
-            future = self._client.submit(run_batch, specs, not self.shared_storage, self.timeout, pure=False,
+            future = self._client.submit(run_batch_packed, specs, not self.shared_storage, self.timeout, pure=False,
                                          resources=self._needs(),
                                          key=f"gmat-sweep-runs-{specs[0].run_id}-{uuid.uuid4().hex[:12]}")
             inflight[future] = specs
+            # Each task tells the loop below when it ends (one callback per task): waiting on the whole window
+            # every quarter second costs the client's event loop a coroutine per wait, whether a task ended or not.
+            future.add_done_callback(finished.put)
             if single:
                 singles.add(future)
 
         def refill() -> None:
-            nonlocal exhausted
             target = window or self._in_flight()
             while retry and len(inflight) < target:
                 launch([retry.popleft()], single=True)
-            while not exhausted and len(inflight) < target:
-                batch = []
-                for spec in source:
-                    batch.append(spec)
-                    if len(batch) >= self.runs_per_task():
-                        break
-                else:
-                    exhausted = True
-                if batch:
-                    launch(batch)
+            while ahead and len(inflight) < target:
+                size = self.runs_per_task()
+                if not self.batch_size and size > 1:
+                    # Read far enough ahead to see the end coming, then shrink the batches so that the workers
+                    # finish together (batching.py).
+                    workers = self._gated_threads()
+                    ahead.fill(size * TAIL_SHARE * max(1, workers))
+                    left = ahead.left()
+                    if left is not None:
+                        size = tail_size(size, left, workers, self._mean_run)
+                batch = ahead.take(size)
+                if not batch:
+                    break
+                launch(batch)
 
         try:
             refill()
             while inflight:
-                done = self.wait_any(list(inflight), timeout=0.25)
+                done = _take_finished(finished, 0.25)
                 for future, lost, innocent in self._expire_timed_out(inflight):
                     singles.discard(future)
                     yield from lost
@@ -253,6 +261,7 @@ class DaskPool(Pool):
                     singles.discard(future)
                     try:
                         outcomes = self._fetch(future)
+                        outcomes = pickle.loads(outcomes)  # one buffer per batch (on_worker.run_batch_packed)
                     except KilledWorker as exc:
                         if len(specs) > 1:  # find the run that crashes GMAT: the others are innocent
                             self.split_batches += 1
@@ -286,12 +295,8 @@ class DaskPool(Pool):
 
     def runs_per_task(self) -> int:
         """How many runs the next task carries: ``batch_size`` if given, else one until runs prove short (under
-        ``SHORT_RUN`` s), then about ``TASK_SECONDS`` of them, at most ``MAX_BATCH``."""
-        if self.batch_size:
-            return self.batch_size
-        if self._mean_run is None or self._mean_run >= SHORT_RUN:
-            return 1
-        return max(1, min(MAX_BATCH, round(TASK_SECONDS / max(self._mean_run, 1e-3))))
+        ``batching.SHORT_RUN`` s), then about ``batching.TASK_SECONDS`` of them (fewer near a sweep's end)."""
+        return self.batch_size or runs_per_task(self._mean_run)
 
     def _learn(self, outcomes: list[RunOutcome]) -> None:
         for outcome in outcomes:
@@ -342,6 +347,19 @@ class DaskPool(Pool):
             lost = [(s, None, error) for s in specs if s.run_id == run_id]
             found.append((future, lost, [s for s in specs if s.run_id != run_id]))
         return found
+
+
+def _take_finished(finished: queue.SimpleQueue[Any], timeout: float) -> set[Any]:
+    """The futures that finished: wait up to ``timeout`` s for the first, then take those already there."""
+    try:
+        done = {finished.get(timeout=timeout)}
+    except queue.Empty:
+        return set()
+    while True:
+        try:
+            done.add(finished.get_nowait())
+        except queue.Empty:
+            return done
 
 
 def _on_refused(event: tuple[float, dict[str, Any]]) -> None:

@@ -56,6 +56,10 @@ class Preflight:
             if not out:
                 raise DaskPoolError("shared_storage=True needs the sweep's out= folder")
             token = self._check_shared_storage(os.path.abspath(out))
+        else:
+            # A return-mode sweep after a shared-storage one on the same pool: the gate must not ask workers for
+            # the earlier sweep's token (it holds none to compare with, so every worker would be refused).
+            self.remove_token()
         digest = hashlib.sha256(json.dumps([expected, self.token_path], sort_keys=True).encode()).hexdigest()
         resource = f"gmat-sweep-{digest[:12]}"
         gate = portable_plugin(WorkerPlugin, "Gate", resource=resource, expected=expected, engine=engine,
