@@ -12,12 +12,15 @@ What it adds to plain Dask, and why:
   workers named. A worker plugin repeats the check on every worker that joins later (autoscaling, a restarted
   worker) and only then grants it a Dask *resource* that every run requires, so a worker that does not pass never
   receives a run.
-* **Where the files go.** By default (*return mode*) a worker runs each mission into a private temporary folder and
-  ships its files back inside the outcome; the driver writes them under ``out/runs/<id>/``. With
-  ``shared_storage=True`` workers write under ``out=`` directly; the pool first proves that every worker sees the
-  driver's ``out=`` (a token file the driver writes must be readable, and the folder writable, from each worker).
+* **Where the files go.** On a scheduler's cluster, by default (*return mode*), a worker runs each mission into a
+  private temporary folder and ships its files back inside the outcome; the driver writes them under
+  ``out/runs/<id>/``. With shared storage (``shared_storage=True``; the default on the pool's own LocalCluster,
+  whose workers are processes of this machine) workers write under ``out=`` directly; the pool first proves that
+  every worker sees the driver's ``out=`` (a token file the driver writes must be readable, and the folder
+  writable, from each worker).
 * **Batching.** Missions of a few tens of milliseconds would spend as long in Dask's bookkeeping as in GMAT, so once
-  the first runs show how long a run takes, runs shorter than 0.2 s travel in batches of about 0.5 s of work.
+  the first runs show how long a run takes, runs shorter than 0.2 s travel in batches of about 2 s of work, which
+  shrink near the end of the sweep so that the workers finish together (``batching.py``).
 * **Lost workers.** A worker that dies mid-run has its tasks rescheduled by Dask. A batch that keeps killing
   workers is split so that only the run that crashes GMAT fails (with ``WorkerLost``); a sweep whose cluster has no
   usable worker for ``worker_wait`` seconds stops with :class:`DaskPoolError` instead of hanging. Every finished
