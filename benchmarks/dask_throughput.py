@@ -10,8 +10,8 @@ are faster than the bare loops: a gmat-sweep run gives GMAT comment-free copies 
 (gmat_sweep/gmat/kernels.py), which saves more than the per-run work costs.
 
 Each sweep is a full ``Sweep.run`` (preflight, manifest fsync per run, files under out/runs/<id>/) of ``--runs``
-missions on ``--workers`` single-threaded workers: a LocalPool and two DaskPools on LocalClusters (return mode, the
-default, with its adaptive batching): one as shipped, whose workers run GMAT in a single-threaded engine process
+missions on ``--workers`` single-threaded workers: a LocalPool and two DaskPools on LocalClusters (the default
+shared storage of a pool's own LocalCluster, with its adaptive batching): one as shipped, whose workers run GMAT in a single-threaded engine process
 each, and one whose workers run GMAT in the Dask worker process itself (``GMAT_SWEEP_ENGINE_PROCESS=0``, a
 multi-threaded process), so the engine process's worth is measured in the same rounds, also as the CPU time the
 workers and their engine processes spend per run. Rounds interleave the measurements so machine noise hits all of
