@@ -69,9 +69,9 @@ def test_short_runs_go_in_big_batches_that_shrink_towards_the_end(leo, tmp_path)
     sizes = [b - a for a, b in zip(firsts, firsts[1:] + [runs])]
     assert sum(sizes) == runs and sizes[0] == 1  # one run per task until the runs prove short
     peak = max(sizes)
-    assert peak > 10, sizes
+    assert peak > 10, str(sizes)
     # The last tasks carry a share of the runs left, not a full batch: no worker is left with one long tail.
-    assert all(size < peak for size in sizes[-3:]), sizes
+    assert all(size < peak for size in sizes[-3:]), str(sizes)
 
 
 def test_lookahead_knows_how_many_are_left_only_once_the_source_ends():
@@ -92,3 +92,15 @@ def test_lookahead_knows_how_many_are_left_only_once_the_source_ends():
 ])
 def test_tail_size(batch, left, workers, mean, expected):
     assert tail_size(batch, left, workers, mean) == expected
+
+
+def test_usable_workers_are_counted_even_while_the_client_refreshes_its_cached_info():
+    """Client.scheduler_info() could return the client's periodic refresh (totals, no workers) instead of what it
+    just fetched: a sweep then saw no usable worker for a second. A fast refresh makes that race frequent."""
+    import dask
+
+    with dask.config.set({"distributed.client.scheduler-info-interval": "5ms"}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c, \
+            distributed.Client(c, set_as_default=False) as client, DaskPool(client) as pool:
+        counts = [pool._gated_threads(fresh=True) for _ in range(1000)]
+    assert set(counts) == {2}, f"{counts.count(0)} of 1000 counts saw no worker"

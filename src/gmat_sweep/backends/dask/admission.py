@@ -87,7 +87,9 @@ def ask_workers(client: Any, engine: str | None, attempts: int = 3) -> dict[str,
         unanswered = [w for w, r in reports.items() if not isinstance(r, dict)]
         if not unanswered:
             break
-        present = set(client.scheduler_info()["workers"])
+        from .cluster import scheduler_workers  # cluster.py imports this module
+
+        present = set(scheduler_workers(client))
         for worker in unanswered:
             if worker not in present:
                 logger.info("Dask worker %s left the cluster while it was asked; the sweep goes on without it", worker)

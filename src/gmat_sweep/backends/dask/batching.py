@@ -26,6 +26,10 @@ TAIL_SHARE = 2
 #: ... but at least this much work (seconds): the last runs do not go one per task.
 TAIL_SECONDS = 0.25
 
+#: Runs read ahead only once this many came back: a sweep's adaptive time limit (timeouts.py) holds its initial
+#: value until 5 runs have finished, and a spec gets its limit when it is made.
+READ_AHEAD_AFTER = 20
+
 T = TypeVar("T")
 
 

@@ -38,6 +38,18 @@ def connect(address: str, timeout: float) -> Any:
             "can reach its port; or leave --scheduler out to run a LocalCluster here.") from None
 
 
+def scheduler_workers(client: Any) -> dict[str, Any]:
+    """The scheduler's workers now, by address, asked of the scheduler itself.
+
+    ``Client.scheduler_info()`` returns the client's cached copy, which the client's periodic refresh (totals only,
+    no workers) can replace between the fetch and the return: the cluster then looks empty for a moment.
+
+    >>> sorted(scheduler_workers(client))  # doctest: +SKIP
+    ['tcp://127.0.0.1:40121', 'tcp://127.0.0.1:40123']
+    """
+    return client.sync(client.scheduler.identity).get("workers", {})
+
+
 _GUARD = ('Dask starts the LocalCluster\'s worker processes by importing your main module again: put the code that '
           'runs the sweep under  if __name__ == "__main__":  (or use the default LocalPool, which needs no guard)')
 

@@ -28,8 +28,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from ...records import RunOutcome, RunSpec
 from ..base import Pool, RunTimedOut, WorkerLost
 from .admission import GATE_PLUGIN, REFUSED_TOPIC, DaskPoolError
-from .batching import TAIL_SHARE, Lookahead, runs_per_task, tail_size
-from .cluster import connect, local_cluster
+from .batching import READ_AHEAD_AFTER, TAIL_SHARE, Lookahead, runs_per_task, tail_size
+from .cluster import connect, local_cluster, scheduler_workers
 from .on_worker import TIMEOUT_TOPIC, WATCHDOG_PLUGIN, run_batch_packed
 from .preflight import Preflight
 
@@ -129,7 +129,8 @@ class DaskPool(Pool):
     def _gated_threads(self, fresh: bool = False) -> int:
         stamp, count = self._threads_cache
         if fresh or time.monotonic() - stamp > 1.0:
-            workers = self._client.scheduler_info()["workers"].values()
+            # Not Client.scheduler_info(): its cached copy could say "no worker" for a second (a one-task window).
+            workers = scheduler_workers(self._client).values()
             count = sum(w.get("nthreads", 0) for w in workers
                         if self._resource is None or w.get("resources", {}).get(self._resource, 0) > 0)
             self._threads_cache = (time.monotonic(), count)
@@ -213,6 +214,9 @@ class DaskPool(Pool):
         retry: collections.deque[RunSpec] = collections.deque()
         ahead = Lookahead(source)
         finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        returned = 0  # runs of this call whose outcome came back
+        # Each sweep learns its own runs' length: the last sweep's mission may have been a hundred times shorter.
+        self._mean_run = None
         idle_since: float | None = None
 
         def launch(specs: list[RunSpec], single: bool = False) -> None:
@@ -234,9 +238,11 @@ class DaskPool(Pool):
                 size = self.runs_per_task()
                 if not self.batch_size and size > 1:
                     # Read far enough ahead to see the end coming, then shrink the batches so that the workers
-                    # finish together (batching.py).
+                    # finish together (batching.py). Only once some runs came back: a sweep sets a run's adaptive
+                    # time limit when it makes the run's spec, from the runs finished by then.
                     workers = self._gated_threads()
-                    ahead.fill(size * TAIL_SHARE * max(1, workers))
+                    if returned >= READ_AHEAD_AFTER:
+                        ahead.fill(size * TAIL_SHARE * max(1, workers))
                     left = ahead.left()
                     if left is not None:
                         size = tail_size(size, left, workers, self._mean_run)
@@ -278,6 +284,7 @@ class DaskPool(Pool):
                             yield spec, None, error
                         continue
                     self._learn(outcomes)
+                    returned += len(outcomes)
                     for spec, outcome in zip(specs, outcomes):
                         # A run that timed out or crashed its engine process comes back as the WorkerLost.
                         lost = isinstance(outcome, BaseException)

@@ -20,6 +20,7 @@ from typing import Any
 from distributed import NannyPlugin, WorkerPlugin
 
 from .admission import GATE_PLUGIN, DaskPoolError, ask_workers, expected_fingerprint, portable_plugin, storage_problem
+from .cluster import scheduler_workers
 from .on_worker import WATCHDOG_PLUGIN
 
 logger = logging.getLogger("gmat_sweep.dask")
@@ -99,7 +100,7 @@ class Preflight:
         deadline = time.monotonic() + worker_wait
         nudge = None
         try:
-            while not self._client.scheduler_info()["workers"]:
+            while not scheduler_workers(self._client):
                 if time.monotonic() >= deadline:
                     raise DaskPoolError(
                         f"no Dask worker connected to the scheduler at {self.address} within {worker_wait:g} s. "
