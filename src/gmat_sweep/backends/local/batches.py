@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..base import WorkerLost, task_limit
+from .feed import Feed
 from .process import BATCH
 
 _PENDING, _RUNNING, _FINISHED, _CANCELLED = range(4)
@@ -130,52 +130,21 @@ def run_each(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any],
              consume: Callable[[Any, Any, BaseException | None], None], window: int | None = None) -> None:
     """``pool.for_each(fn, items, consume, window)`` with items handed out in batches (see the module's text);
     ``consume`` runs on the pool's dispatcher thread, one call at a time."""
-    source = iter(items)
-    # One consume at a time, and the source read by one thread at a time. Reentrant: a run that fails before it is
-    # sent is settled inside the submit, within refill.
-    lock = threading.RLock()
-    done = threading.Event()
-    state: dict[str, Any] = {"inflight": 0, "finished": 0, "exhausted": False, "stopped": False, "error": None}
-
-    def refill() -> None:  # called with ``lock`` held
-        while not state["stopped"] and not state["exhausted"]:
+    def refill(feed: Feed) -> None:
+        while not feed.stopped and not feed.exhausted:
             # One at a time until a window's worth has finished, as for_each would: a sweep's adaptive time limit
             # is set when a run is taken from ``items``, and follows the finished runs only from then on.
-            size = pool.batch_size() if state["finished"] >= pool.window_size() else 1
-            room = (window or pool.batch_window(size)) - state["inflight"]
+            size = pool.batch_size() if feed.finished_count >= pool.window_size() else 1
+            room = (window or pool.batch_window(size)) - feed.inflight
             take = min(size, room)
             # A whole batch or nothing while runs are in flight: a refill per finished run would send batches of 1.
-            if take <= 0 or (take < size and state["inflight"]):
+            if take <= 0 or (take < size and feed.inflight):
                 break
-            batch = list(itertools.islice(source, take))
+            batch = list(itertools.islice(feed.source, take))
             if len(batch) < take:
-                state["exhausted"] = True
+                feed.exhausted = True
             if batch:
-                state["inflight"] += len(batch)
-                pool.submit_runs(fn, batch, finished)
-        if state["stopped"] or (state["exhausted"] and not state["inflight"]):
-            done.set()
+                feed.inflight += len(batch)
+                pool.submit_runs(fn, batch, feed.finished)
 
-    def finished(item: Any, value: Any, error: BaseException | None) -> None:
-        with lock:
-            state["inflight"] -= 1
-            state["finished"] += 1
-            if state["stopped"]:
-                return
-            try:
-                consume(item, value, error)
-                refill()
-            except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread below
-                state["error"], state["stopped"] = exc, True
-                done.set()
-
-    try:
-        with lock:
-            refill()
-        while not done.wait(0.5):  # a short wait keeps Ctrl-C prompt on the caller's thread
-            pass
-    finally:
-        with lock:  # a consume in progress on the dispatcher thread finishes first
-            state["stopped"] = True
-    if state["error"] is not None:
-        raise state["error"]
+    Feed(items, consume, refill).run()

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..base import Pool, PoolBroken, RunTimedOut, WorkerLost, task_limit
 from . import batches
+from .feed import Feed
 from .inbox import Inbox, Poller, deliver
 from .process import PREFETCH_BELOW, READY, SKIPPED, StartFailed, WorkerProcess, start_failure
 
@@ -172,50 +173,18 @@ class LocalPool(Pool):
                  consume: Callable[[Any, Any, BaseException | None], None], window: int | None = None) -> None:
         """Like :meth:`Pool.for_each`; ``consume`` runs on the pool's dispatcher thread as each result is read (or
         on the caller's thread, for a task that fails before it is sent), one call at a time."""
-        source = iter(items)
-        # One consume at a time, and the source read by one thread at a time. Reentrant: a task that fails before
-        # it is sent settles its future inside submit, and its callback then runs inside refill.
-        lock = threading.RLock()
-        done = threading.Event()
-        state: dict[str, Any] = {"inflight": 0, "exhausted": False, "stopped": False, "error": None}
-
-        def refill() -> None:  # called with ``lock`` held
+        def refill(feed: Feed) -> None:
             size = self.window_size(window)
-            while not state["stopped"] and not state["exhausted"] and state["inflight"] < size:
+            while not feed.stopped and not feed.exhausted and feed.inflight < size:
                 try:
-                    item = next(source)
+                    item = next(feed.source)
                 except StopIteration:
-                    state["exhausted"] = True
+                    feed.exhausted = True
                     break
-                state["inflight"] += 1
-                future = self.submit(fn, item)
-                future.add_done_callback(functools.partial(finished, item))
-            if state["stopped"] or (state["exhausted"] and not state["inflight"]):
-                done.set()
+                feed.inflight += 1
+                self.submit(fn, item).add_done_callback(functools.partial(feed.finished_future, item))
 
-        def finished(item: Any, future: concurrent.futures.Future[Any]) -> None:
-            with lock:
-                state["inflight"] -= 1
-                if state["stopped"]:
-                    return
-                try:
-                    error = future.exception()
-                    consume(item, None if error else future.result(), error)
-                    refill()
-                except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread below
-                    state["error"], state["stopped"] = exc, True
-                    done.set()
-
-        try:
-            with lock:
-                refill()
-            while not done.wait(0.5):  # a short wait keeps Ctrl-C prompt on the caller's thread
-                pass
-        finally:
-            with lock:  # a consume in progress on the dispatcher thread finishes first
-                state["stopped"] = True
-        if state["error"] is not None:
-            raise state["error"]
+        Feed(items, consume, refill).run()
 
     def wait_any(self, futures: list[Any], timeout: float | None = None) -> set[Any]:
         return concurrent.futures.wait(futures, timeout, return_when=concurrent.futures.FIRST_COMPLETED).done
