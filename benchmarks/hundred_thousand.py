@@ -5,12 +5,15 @@
     .venv/bin/python benchmarks/hundred_thousand.py --reuse /tmp/100k      # only the read-side timings, on it
     .venv/bin/python benchmarks/hundred_thousand.py --runs 5000            # a shorter rehearsal
 
-One LocalPool (default workers) runs a 1 000-run sweep and then a ``--runs`` sweep of ``common.ONE_SECOND_MISSION``
-(each run a 1-second propagation with a ReportFile), each through ``Sweep.run`` as a user calls it. Printed:
+One LocalPool (default workers) runs a 1 000-run sweep, a ``--runs`` sweep and another 1 000-run sweep of
+``common.ONE_SECOND_MISSION`` (each run a 1-second propagation with a ReportFile), each through ``Sweep.run`` as a
+user calls it. Printed:
 
 - runs/s of each sweep over its whole ``Sweep.run`` (preflight, compaction and read-back included) and over its
-  runs alone (the first to the last run's end time, from the manifest), and of the big sweep's last 1 000 runs
-  against its first 1 000 (a sweep that slows as ``runs/`` fills shows here);
+  runs alone (the first to the last run's end time, from the manifest); the big sweep's against the 1 000-run
+  sweeps' (the one before it, and the mean of both); and the big sweep's last 1 000 and 10 000 runs against its
+  first 1 000 and 10 000 (a sweep that slows as ``runs/`` fills shows here; 10 000 runs last ~40 s, long enough
+  for this VM's second-to-second drift to average out);
 - the driver's RSS, read from ``/proc/self/status`` every second by a thread: min/max from 2 000 runs on, and the
   peak (``VmHWM``) once ``Sweep.run`` returned, compaction and the manifest's read-back included; the driver's CPU
   per run, and the wall/CPU of the compaction and read-back that end ``Sweep.run``;
@@ -43,6 +46,7 @@ from gmat_sweep import Sweep
 from gmat_sweep.backends import LocalPool
 
 WINDOW = 1000  # runs compared at the start and the end of the big sweep
+SPAN = 10_000  # ... and over longer stretches: a 1 000-run window is ~4 s, as long as this VM's drift
 FROM = 2000  # RSS min/max is taken from this many runs on (the first ones warm caches and the pool up)
 
 # What ``Sweep.resume`` does before it dispatches its first run, in a fresh process; the worker preflight excluded
@@ -137,9 +141,10 @@ def sweep(pool: LocalPool, mission: pathlib.Path, out: pathlib.Path, runs: int) 
     if counts["ok"] != runs:
         raise SystemExit(f"the {runs}-run sweep finished with {counts}; see {out}")
     ends = end_times(out)
-    window = min(WINDOW, runs // 2)
+    window, span = min(WINDOW, runs // 2), min(SPAN, runs // 2)
     return {"wall": wall, "cpu": cpu, "runs_span": (runs - 1) / (ends[-1] - ends[0]),
             "first": (window - 1) / (ends[window - 1] - ends[0]), "last": (window - 1) / (ends[-1] - ends[-window]),
+            "first_span": (span - 1) / (ends[span - 1] - ends[0]), "last_span": (span - 1) / (ends[-1] - ends[-span]),
             **{f"{k}_wall": v[0] for k, v in phases.items()}, **{f"{k}_cpu": v[1] for k, v in phases.items()}}
 
 
@@ -263,19 +268,27 @@ def main(runs: int, keep: str | None, reuse: str | None, repeats: int) -> None:
             big = sweep(pool, mission, big_out, runs)
             sampler.stop()
             peak = rss_mib("VmHWM")
+            # A 1 000-run sweep lasts ~4 s, as long as this VM's drift: one more after the big sweep, so the big
+            # sweep is compared with 1 000-run sweeps on both sides of it.
+            after = sweep(pool, mission, root / "1k-after", 1000)
+            report("1 000 runs again, after", 1000, after)
         report(f"{runs} runs", runs, big)
         steady = [rss for _, done, rss in sampler.samples if FROM <= done < runs]
         at = {mark: next((rss for _, done, rss in sampler.samples if done >= mark), float("nan"))
               for mark in (FROM, runs // 2)}
         at[runs - 1] = sampler.samples[-1][2] if sampler.samples else float("nan")
-        print(f"  runs/s, {runs} vs 1 000 runs (first to last run end): {big['runs_span'] / small['runs_span']:.1%}; "
-              f"last {WINDOW} vs first {WINDOW} of the big sweep: {big['last'] / big['first']:.1%}")
+        both = (small["runs_span"] + after["runs_span"]) / 2
+        print(f"  runs/s, {runs} vs 1 000 runs (first to last run end): {big['runs_span'] / small['runs_span']:.1%} "
+              f"of the 1 000-run sweep before it, {big['runs_span'] / both:.1%} of the mean of the two; last {WINDOW} "
+              f"vs first {WINDOW} of the big sweep: {big['last'] / big['first']:.1%}; last {SPAN} vs first {SPAN}: "
+              f"{big['last_span'] / big['first_span']:.1%} ({big['last_span']:.1f} against {big['first_span']:.1f})")
         if steady:
             print(f"  driver RSS from {FROM} runs on: min {min(steady):.1f} MiB, max {max(steady):.1f} MiB "
                   f"(at {FROM} {at[FROM]:.1f}, at {runs // 2} {at[runs // 2]:.1f}, at the last run {at[runs - 1]:.1f});"
                   f" peak of the process (VmHWM) once Sweep.run returned, compaction and read-back included: "
                   f"{peak:.1f} MiB  ({load()})", flush=True)
         shutil.rmtree(root / "1k")
+        shutil.rmtree(root / "1k-after")
         folder_cost(big_out)
         read_side(big_out, repeats)
     finally:
