@@ -31,6 +31,7 @@ distributed = pytest.importorskip("distributed")
 from gmat_sweep import Sweep  # noqa: E402
 from gmat_sweep.backends import LocalPool  # noqa: E402
 from gmat_sweep.backends.dask import DaskPool, DaskPoolError  # noqa: E402
+from gmat_sweep.backends.dask.cluster import scheduler_workers  # noqa: E402
 from gmat_sweep.distribution import DISTRIBUTION  # noqa: E402
 from gmat_sweep.manifest import read_manifest  # noqa: E402
 
@@ -54,7 +55,7 @@ def client():
 
 
 def workers(c) -> set[str]:
-    return set(c.scheduler_info()["workers"])
+    return set(scheduler_workers(c))
 
 
 @contextlib.contextmanager
@@ -188,7 +189,7 @@ def test_own_local_cluster_is_shaped_for_gmat():
     from gmat_sweep import dask_config
 
     with DaskPool(n_workers=2) as pool:
-        assert [w["nthreads"] for w in pool.client.scheduler_info()["workers"].values()] == [1, 1]
+        assert [w["nthreads"] for w in scheduler_workers(pool.client).values()] == [1, 1]
         assert pool.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.worker_ttl) is None
         seen = pool.client.run(lambda: {key: dask.config.get(key) for key in dask_config.QUIET})
         assert list(seen.values()) == [dask_config.QUIET] * 2

@@ -20,6 +20,7 @@ for _module in ("kmock", "kopf", "dask_kubernetes", "psutil"):
     pytest.importorskip(_module)
 
 from conftest import run_in_thread  # tests/ is on sys.path (pytest's rootdir-relative import of test modules)
+from gmat_sweep.backends.dask.cluster import scheduler_workers
 from k8s.emulator import (EmulatedKubernetes, field_selector_matches, kubeconfig_env, label_selector_matches,
                           pid_alive, wait_for)
 from k8s.fixtures import CLUSTER_NAME, IMAGE, N_WORKERS
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def test_work_spreads_over_worker_pods_and_survives_an_eviction(k8s_client, k8s_emulator):
-    workers = k8s_client.scheduler_info()["workers"]
+    workers = scheduler_workers(k8s_client)
     assert len(workers) == N_WORKERS
     pods = k8s_emulator.worker_pods(CLUSTER_NAME)
     assert len(pods) == N_WORKERS and all(p["status"]["phase"] == "Running" for p in pods)
@@ -56,7 +57,7 @@ def test_work_spreads_over_worker_pods_and_survives_an_eviction(k8s_client, k8s_
     # Evict one worker Pod mid-computation: its process dies, Dask reschedules its tasks, results stay whole.
     futures = k8s_client.map(pid_after, range(100, 160), delay=0.1, pure=False)
     wait_for(lambda: sum(f.done() for f in futures) >= 6, 30, "the computation to get going")
-    victim_name = next(iter(k8s_client.scheduler_info()["workers"].values()))["name"]
+    victim_name = next(iter(scheduler_workers(k8s_client).values()))["name"]
     victim = k8s_emulator.pod_for_worker(victim_name)
     victim_pids = k8s_emulator.delete_pod(victim["metadata"]["name"], wait=True)
     assert victim_pids and not any(pid_alive(pid) for pid in victim_pids)
@@ -132,7 +133,7 @@ def test_manual_manifests_run_without_the_operator(_kube_clusters, k8s_emulator)
     try:
         with Client("tcp://127.0.0.1:8786", timeout="30s") as client:
             client.wait_for_workers(N_WORKERS, timeout=60)
-            names = {w["name"] for w in client.scheduler_info()["workers"].values()}
+            names = {w["name"] for w in scheduler_workers(client).values()}
             assert names == {p["metadata"]["name"] for p in k8s_emulator.worker_pods("manual")}
             results = client.gather(client.map(pid_after, range(20), delay=0.05, pure=False))
             assert len({pid for pid, _ in results}) == N_WORKERS
@@ -148,9 +149,9 @@ def test_manual_manifests_run_without_the_operator(_kube_clusters, k8s_emulator)
             [worker_deployment] = [d for d in k8s_emulator.objects("deployments")
                                    if d["metadata"]["name"] == "manual-worker"]
             assert worker_deployment["spec"]["replicas"] == N_WORKERS
-            assert len(client.scheduler_info()["workers"]) == N_WORKERS
+            assert len(scheduler_workers(client)) == N_WORKERS
             k8s_emulator.patch("deployments", "manual-worker", {"spec": {"replicas": 1}})
-            wait_for(lambda: len(client.scheduler_info()["workers"]) == 1, 30, "the scale-down to one worker")
+            wait_for(lambda: len(scheduler_workers(client)) == 1, 30, "the scale-down to one worker")
             assert client.submit(pid_after, 7, pure=False).result(timeout=30)[1] == 49
     finally:
         for obj in objs:
@@ -227,7 +228,7 @@ def test_sweep_on_its_own_cluster_scales_survives_an_eviction_resumes_and_delete
         wait_for(lambda: pool.max_workers == 2, 60, "the second worker Pod to join")
         assert finished_runs(out) < len(runs)
         busy = wait_for(lambda: busy_workers(pool), 30, "a busy worker")
-        victim = k8s_emulator.pod_for_worker(pool.client.scheduler_info()["workers"][busy[0]]["name"])
+        victim = k8s_emulator.pod_for_worker(scheduler_workers(pool.client)[busy[0]]["name"])
         k8s_emulator.delete_pod(victim["metadata"]["name"], wait=True)  # eviction, mid-run
 
         thread.join(120)

@@ -20,6 +20,7 @@ import dask  # noqa: E402
 
 from gmat_sweep import Sweep, dask_config  # noqa: E402
 from gmat_sweep.backends.dask import DaskPool  # noqa: E402
+from gmat_sweep.backends.dask.cluster import scheduler_workers  # noqa: E402
 from gmat_sweep.slurm import job_script, slurm_cluster, slurm_options  # noqa: E402
 
 
@@ -77,7 +78,7 @@ def test_rendered_job_runs_gmat_workers_that_carry_a_sweep(leo, tmp_path):
         try:
             with distributed.Client(cluster, set_as_default=False) as client:
                 client.wait_for_workers(2, timeout=60)
-                info = client.scheduler_info()["workers"].values()
+                info = scheduler_workers(client).values()
                 assert [w["nthreads"] for w in info] == [1, 1]
                 # The job script's exports reached the worker processes (dask_config.QUIET).
                 seen = client.run(lambda: {k: dask.config.get(k) for k in dask_config.QUIET})
