@@ -238,6 +238,10 @@ def test_the_cli_runs_shows_extends_and_analyses(leo, tmp_path):
     shown = subprocess.run(CLI + ["show", str(out), "--converge", "Sat.Earth.SMA"], capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
     assert "design: sobol, n=8, seed=42" in shown.stdout and "mean_lo" in shown.stdout
+    # each perturbation as it was given, a relative one with the nominal GMAT gave it
+    sma = Sweep.from_manifest(out).manifest.header["design"]["nominal"]["Sat.SMA"]
+    assert f"    Sat.SMA: *normal(1, 0.001) around {sma:.10g}\n" in shown.stdout
+    assert "    TOF: uniform(60, 120)\n" in shown.stdout
     analysed = subprocess.run(CLI + ["sensitivity", str(out), "Sat.Earth.SMA", "--method", "spearman"],
                               capture_output=True, text=True)
     assert analysed.returncode == 0 and "rho_lo" in analysed.stdout and "Sat.SMA" in analysed.stdout

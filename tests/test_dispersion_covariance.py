@@ -165,6 +165,8 @@ def test_the_cli_covariance_sweep_equals_the_python_one_and_extends_and_resumes(
     os.remove(tmp_path / "cov.csv")
     shown = subprocess.run(CLI + ["show", "cli"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "design: monte_carlo, n=4, seed=20261202" in shown.stdout, shown.stderr
+    assert f"    {','.join(STATE)}: +mvnormal(6-dimensional) around Sat.X = 6871.258863, " in shown.stdout
+    assert "    TOF: uniform(60, 120)\n" in shown.stdout
     extended = subprocess.run(CLI + ["extend", "cli", "--n", "2", *common], cwd=tmp_path, capture_output=True,
                               text=True, timeout=300)
     assert extended.returncode == 0, extended.stderr

@@ -136,6 +136,12 @@ def sensitivity(out: str, output: str, method: str) -> None:
 def show_design(sweep: Any, converge: str | None) -> None:
     """The lines ``gmat-sweep show`` adds: the design, and with --converge the last rows of convergence()."""
     click.echo(f"  design: {sweep.design.describe()}")
+    for entry in getattr(sweep.design, "entries", ()):  # a dispersion: what each path was drawn from
+        nominal = sweep.design.nominal
+        values = [f"{p} = {nominal[p]:.10g}" if len(entry.paths) > 1 else f"{nominal[p]:.10g}"
+                  for p in entry.paths if p in nominal]
+        around = f" around {', '.join(values)}" if entry.relative and values else ""
+        click.echo(f"    {','.join(entry.paths)}: {entry.describe()}{around}")
     if converge:
         from ..analysis import convergence
 
