@@ -22,6 +22,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+import warnings
 
 import pandas as pd
 import pytest
@@ -31,6 +32,7 @@ distributed = pytest.importorskip("distributed")
 from gmat_sweep import Sweep  # noqa: E402
 from gmat_sweep.backends import LocalPool  # noqa: E402
 from gmat_sweep.backends.dask import DaskPool, DaskPoolError  # noqa: E402
+from gmat_sweep.backends.dask import deadline  # noqa: E402
 from gmat_sweep.backends.dask.cluster import scheduler_workers  # noqa: E402
 from gmat_sweep.distribution import DISTRIBUTION  # noqa: E402
 from gmat_sweep.manifest import read_manifest  # noqa: E402
@@ -519,3 +521,50 @@ def test_cli_runs_on_its_own_local_cluster_and_on_a_scheduler(leo, tmp_path, cli
                "--scheduler", f"tcp://127.0.0.1:{port}", "--no-progress")
     assert down.returncode == 2
     assert f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in down.stderr
+
+
+@contextlib.contextmanager
+def stopped(c, address):
+    """The worker at ``address`` stopped (SIGSTOP): connected, never answering; let go on exit."""
+    pid = c.run(os.getpid, workers=[address])[address]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_worker_that_never_answers_is_left_out_instead_of_hanging_the_sweep(leo, tmp_path, client, monkeypatch):
+    monkeypatch.setattr(deadline, "ANSWER_WAIT", 5.0)
+    monkeypatch.setattr(deadline, "CLOSE_WAIT", 2.0)
+    with extra_worker(client, tmp_path) as stuck:
+        with DaskPool(client) as pool:  # the scheduler has spoken to the worker before it stops, as in a real cluster
+            Sweep(leo, grid={"Sat.SMA": [7000]}, out=tmp_path / "before").run(pool, progress=False)
+        with stopped(client, stuck), warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            pool = DaskPool(client)
+            sweep = Sweep(leo, grid={"Sat.SMA": [7000, 7100, 7200, 7300]}, out=tmp_path / "out")
+            thread, box = run_in_thread(sweep, pool)
+            thread.join(120)
+            assert not thread.is_alive(), "the sweep waited for a worker that never answers"
+            pool.close()
+    assert "error" not in box, box
+    said = [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)]
+    assert any(f"{stuck} did not answer gmat-sweep's check within 5 s" in s and "runs without them" in s
+               for s in said), said
+    assert sweep.refresh().counts() == {"ok": 4, "failed": 0, "missing": 0}
+    ran_on = {entry["worker"] for entry in entries(sweep)}
+    assert stuck not in ran_on and ran_on <= workers(client)
+
+
+def test_no_worker_answering_is_a_clear_error_not_a_hang(leo, tmp_path, monkeypatch):
+    monkeypatch.setattr(deadline, "ANSWER_WAIT", 3.0)
+    with local_cluster(0) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+        with extra_worker(c, tmp_path) as stuck, stopped(c, stuck):
+            start = time.monotonic()
+            with DaskPool(c, worker_wait=2) as pool, pytest.raises(DaskPoolError) as info:
+                Sweep(leo, grid={"Sat.SMA": [7000]}, out=tmp_path / "out").run(pool, progress=False)
+            assert time.monotonic() - start < 60  # a hang guard: asking once takes the 3 s deadline
+    text = str(info.value)
+    assert text.startswith(f"no Dask worker answered gmat-sweep's check within 3 s ({stuck})") and "Restart" in text
+    assert not (tmp_path / "out" / "manifest.jsonl").exists()  # refused before any run

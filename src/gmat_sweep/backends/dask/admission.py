@@ -11,10 +11,13 @@ import logging
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from ...versions import gate_versions, installed_versions
+from . import deadline
+from .deadline import NoAnswer, run_on_each
 
 
 logger = logging.getLogger("gmat_sweep.dask")
@@ -78,17 +81,23 @@ def ask_workers(client: Any, engine: str | None, attempts: int = 3) -> dict[str,
 
     A worker that leaves while it is asked (an autoscaler retiring it, a Pod evicted) is not one of the sweep's
     workers and is dropped; one that stays but did not answer is asked again, and reported as it answered last.
-    Workers that join later pass the same check in the gate plugin."""
+    One that does not answer within :data:`~.deadline.ANSWER_WAIT` seconds is left out, with a warning: waiting
+    for it could last forever. Workers that join later pass the same check in the gate plugin."""
+    from .cluster import scheduler_workers  # cluster.py imports this module
+
     reports: dict[str, Any] = {}
+    silent: list[str] = []
     pending: list[str] | None = None  # None: ask every worker
     for attempt in range(attempts):
         logger.debug("asking %s Dask workers what they run", "all" if pending is None else len(pending))
-        reports.update(client.run(make_probe(), engine, workers=pending, on_error="return"))
+        for worker, reply in run_on_each(client, make_probe(), engine, workers=pending).items():
+            if isinstance(reply, NoAnswer):
+                silent.append(worker)  # it had its whole deadline: asking again would only wait as long again
+            else:
+                reports[worker] = reply
         unanswered = [w for w, r in reports.items() if not isinstance(r, dict)]
         if not unanswered:
             break
-        from .cluster import scheduler_workers  # cluster.py imports this module
-
         present = set(scheduler_workers(client))
         for worker in unanswered:
             if worker not in present:
@@ -98,6 +107,16 @@ def ask_workers(client: Any, engine: str | None, attempts: int = 3) -> dict[str,
         if not pending:
             break
         time.sleep(0.5 * (attempt + 1))  # a worker on its way out may still be listed for a moment
+    if silent:
+        names = ", ".join(sorted(silent))
+        if not reports:
+            raise DaskPoolError(
+                f"no Dask worker answered gmat-sweep's check within {deadline.ANSWER_WAIT:g} s ({names}): a worker "
+                "whose process is stopped or whose event loop is held never answers. Restart the workers (or "
+                "give them time to finish what holds them), then run or resume the sweep again.")
+        warnings.warn(f"Dask worker(s) {names} did not answer gmat-sweep's check within {deadline.ANSWER_WAIT:g} "
+                      "s (a stopped process, or an event loop held): the sweep runs without them. Restart them to "
+                      "have them take runs.", RuntimeWarning, stacklevel=4)
     return reports
 
 

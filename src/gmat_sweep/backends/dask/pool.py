@@ -27,9 +27,11 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from ...records import RunOutcome, RunSpec
 from ..base import Pool, RunTimedOut, WorkerLost
+from . import deadline
 from .admission import GATE_PLUGIN, REFUSED_TOPIC, DaskPoolError
 from .batching import READ_AHEAD_AFTER, TAIL_SHARE, Lookahead, runs_per_task, tail_size
 from .cluster import connect, local_cluster, scheduler_workers
+from .deadline import within
 from .on_worker import TIMEOUT_TOPIC, WATCHDOG_PLUGIN, run_batch_packed
 from .preflight import Preflight
 
@@ -190,10 +192,11 @@ class DaskPool(Pool):
             client.unsubscribe_topic(TIMEOUT_TOPIC)
             client.unsubscribe_topic(REFUSED_TOPIC)
         if self._resource and self._cluster is None and client.status == "running":
+            # Bounded: a worker that does not answer would hold these calls forever.
             with contextlib.suppress(Exception):
-                client.unregister_worker_plugin(GATE_PLUGIN)
+                within(deadline.CLOSE_WAIT, client.unregister_worker_plugin, GATE_PLUGIN)
             with contextlib.suppress(Exception):
-                client.unregister_worker_plugin(WATCHDOG_PLUGIN, nanny=True)
+                within(deadline.CLOSE_WAIT, client.unregister_worker_plugin, WATCHDOG_PLUGIN, nanny=True)
         if self._owns_client:
             client.close()
         if self._cluster is not None:

@@ -20,7 +20,9 @@ from typing import Any
 from distributed import NannyPlugin, WorkerPlugin
 
 from .admission import GATE_PLUGIN, DaskPoolError, ask_workers, expected_fingerprint, portable_plugin, storage_problem
+from . import deadline
 from .cluster import scheduler_workers
+from .deadline import NoAnswer, run_on_each, within
 from .on_worker import WATCHDOG_PLUGIN
 
 logger = logging.getLogger("gmat_sweep.dask")
@@ -56,7 +58,7 @@ class Preflight:
         if shared_storage:
             if not out:
                 raise DaskPoolError("shared_storage=True needs the sweep's out= folder")
-            token = self._check_shared_storage(os.path.abspath(out))
+            token = self._check_shared_storage(os.path.abspath(out), list(reports))
         else:
             # A return-mode sweep after a shared-storage one on the same pool: the gate must not ask workers for
             # the earlier sweep's token (it holds none to compare with, so every worker would be refused).
@@ -85,7 +87,14 @@ class Preflight:
         # present and future, so the call is made again: it reaches the workers still there.
         for attempt in range(1, attempts + 1):
             try:
-                self._client.register_plugin(plugin, name=name)
+                within(deadline.ANSWER_WAIT, self._client.register_plugin, plugin, name=name)
+                return
+            except NoAnswer:
+                # The scheduler holds the plugin and handed it to every worker at once; it still waits for one
+                # that does not answer (left out of the sweep already: it was warned of), not for those that did.
+                logger.warning("the scheduler at %s still waits for a Dask worker to take the %s plugin after %g s; "
+                               "the sweep goes on with the workers that answered", self.address, name,
+                               deadline.ANSWER_WAIT)
                 return
             except OSError as exc:  # distributed's CommClosedError is one
                 if attempt == attempts:
@@ -126,14 +135,14 @@ class Preflight:
                 "extra threads wait; start more single-threaded worker processes instead (dask worker --nthreads 1 "
                 "--nworkers N, or LocalCluster(threads_per_worker=1, n_workers=N)).", RuntimeWarning, stacklevel=4)
 
-    def _check_shared_storage(self, out: str) -> str:
+    def _check_shared_storage(self, out: str, workers: list[str]) -> str:
         token = uuid.uuid4().hex
         self.remove_token()
         path = os.path.join(out, f".gmat-sweep-storage-{token[:12]}")
         with open(path, "w") as handle:
             handle.write(token)
         self.token_path = path
-        replies = self._client.run(storage_problem, path, token, on_error="return")
+        replies = run_on_each(self._client, storage_problem, path, token, workers=workers)  # those that answered
         blind = {a: (r if isinstance(r, str) else f"{type(r).__name__}: {r}") for a, r in replies.items()
                  if r is not None}
         if blind:
