@@ -230,15 +230,19 @@ def test_batch_on_a_killed_worker_is_split_so_only_runs_that_crash_fail(leo, tmp
     a failed batch one by one instead of recording the whole batch as lost."""
     import dask
 
-    grid = {"Sat.SMA": [7000.0 + i for i in range(80)]}  # ~40 ms runs: batches of about a dozen
+    # Batches of 10 ~40 ms runs, 20 of them: with 30 runs recorded, each worker is running one (a sized batch of
+    # ~2 s could leave the victim idle, its last batch done, and nothing to split).
+    grid = {"Sat.SMA": [7000.0 + i for i in range(200)]}
     out = tmp_path / "out"
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), local_cluster(2) as cluster, \
-            distributed.Client(cluster, set_as_default=False) as c, DaskPool(c) as pool:
+            distributed.Client(cluster, set_as_default=False) as c, DaskPool(c, batch_size=10) as pool:
         sweep = Sweep(leo, grid=grid, out=out)
         thread, box = run_in_thread(sweep, pool)
         wait_for_entries(out, 30)
         batch = pool.runs_per_task()
-        victim = sorted(c.run(os.getpid).values())[0]
+        busy = [w for w, keys in c.processing().items() if keys]  # the scheduler's view: a batch runs there
+        assert busy, "no worker was running a batch"
+        victim = c.run(os.getpid, workers=busy[:1])[busy[0]]
         os.kill(victim, signal.SIGKILL)
         thread.join(120)
         assert not thread.is_alive() and "error" not in box, box
