@@ -47,12 +47,27 @@ def load(path: str, width: int = 1100, timeout: float = 120.0) -> PageLoad:
     binary = find_chromium()
     if binary is None:
         raise FileNotFoundError("no Chromium on PATH (Debian: apt-get install chromium)")
-    profile = tempfile.mkdtemp(prefix="gmat-sweep-chromium-")
-    process = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},900",
-                                "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)  # its own process group: its helpers end with it
+    # A browser that dies before it opens DevTools has not seen the page yet: on a busy machine Chromium has
+    # aborted at start-up (SIGABRT) now and then, so it is started again, up to three times, before that is an error.
+    for attempt in range(3):
+        profile = tempfile.mkdtemp(prefix="gmat-sweep-chromium-")
+        with tempfile.TemporaryFile() as log:
+            process = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},900",
+                                        "about:blank"], stdout=subprocess.DEVNULL, stderr=log,
+                                       start_new_session=True)  # its own process group: its helpers end with it
+            try:
+                port = _port(profile, process, timeout)
+                break
+            except BaseException as exc:
+                _stop(process)
+                shutil.rmtree(profile, ignore_errors=True)
+                if not isinstance(exc, _NoStart):
+                    raise
+                log.seek(0)
+                said = log.read().decode(errors="replace").strip().splitlines()[-5:]
+                if attempt == 2:
+                    raise RuntimeError(f"{exc}; its last words: {' | '.join(said)}") from None
     try:
-        port = _port(profile, process, timeout)
         target = _page_target(port, timeout)
         socket = websocket.create_connection(target, timeout=timeout, suppress_origin=True)
         try:
@@ -62,6 +77,10 @@ def load(path: str, width: int = 1100, timeout: float = 120.0) -> PageLoad:
     finally:
         _stop(process)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+class _NoStart(RuntimeError):
+    """Chromium ended before it opened DevTools."""
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -82,7 +101,7 @@ def _port(profile: str, process: subprocess.Popen, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"Chromium exited with status {process.returncode} before it opened DevTools")
+            raise _NoStart(f"Chromium exited with status {process.returncode} before it opened DevTools")
         if os.path.exists(marker):
             lines = open(marker).read().split()
             if lines:
