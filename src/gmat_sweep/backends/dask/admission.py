@@ -86,13 +86,14 @@ def ask_workers(client: Any, engine: str | None, attempts: int = 3) -> dict[str,
     from .cluster import scheduler_workers  # cluster.py imports this module
 
     reports: dict[str, Any] = {}
-    silent: list[str] = []
+    silent: set[str] = set()
     pending: list[str] | None = None  # None: ask every worker
     for attempt in range(attempts):
         logger.debug("asking %s Dask workers what they run", "all" if pending is None else len(pending))
         for worker, reply in run_on_each(client, make_probe(), engine, workers=pending).items():
             if isinstance(reply, NoAnswer):
-                silent.append(worker)  # it had its whole deadline: asking again would only wait as long again
+                silent.add(worker)  # it had its whole deadline: asking again would only wait as long again
+                reports.pop(worker, None)  # what it said before (an error, then asked again) is not its answer
             else:
                 reports[worker] = reply
         unanswered = [w for w, r in reports.items() if not isinstance(r, dict)]
@@ -107,6 +108,11 @@ def ask_workers(client: Any, engine: str | None, attempts: int = 3) -> dict[str,
         if not pending:
             break
         time.sleep(0.5 * (attempt + 1))  # a worker on its way out may still be listed for a moment
+    if silent:
+        present = set(scheduler_workers(client))
+        for worker in sorted(silent - present):
+            logger.info("Dask worker %s left the cluster while it was asked; the sweep goes on without it", worker)
+        silent &= present
     if silent:
         names = ", ".join(sorted(silent))
         if not reports:
