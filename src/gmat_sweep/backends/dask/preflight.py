@@ -19,8 +19,8 @@ from typing import Any
 
 from distributed import NannyPlugin, WorkerPlugin
 
-from .admission import GATE_PLUGIN, DaskPoolError, ask_workers, expected_fingerprint, portable_plugin, storage_problem
 from . import deadline
+from .admission import GATE_PLUGIN, DaskPoolError, ask_workers, expected_fingerprint, portable_plugin, storage_problem
 from .cluster import scheduler_workers
 from .deadline import NoAnswer, run_on_each, within
 from .on_worker import WATCHDOG_PLUGIN
