@@ -29,7 +29,7 @@ def show(out: str, slowest: int, converge: str | None) -> None:
     scan = _scan(sweep.manifest.entries, len(sweep), slowest)
     kinds, unconverged, slowest_ids = scan.kinds, scan.unconverged, scan.slowest
     click.echo(f"{sweep.out}: {len(sweep)} runs of {sweep.source.path}")
-    click.echo(f"  ok {scan.ok}   failed {len(kinds)}   missing {len(sweep) - scan.ok - len(kinds)}")
+    click.echo(f"  ok {scan.ok}   failed {len(kinds)}   missing {scan.missing}")
     from .designs import show_design
 
     show_design(sweep, converge)
@@ -55,7 +55,7 @@ def show(out: str, slowest: int, converge: str | None) -> None:
     if by_kind[ERROR]:
         click.echo(f"{by_kind[ERROR]} run(s) failed in GMAT (errors above): a resume would fail them again; fix the "
                    f"script or the swept values, then run the sweep again in a new --out folder")
-    if len(sweep) - scan.ok - len(kinds) or by_kind[LOST] or by_kind[TIMEOUT]:
+    if scan.missing or by_kind[LOST] or by_kind[TIMEOUT]:
         more = " --timeout SECONDS (longer) or --timeout none" if by_kind[TIMEOUT] else ""
         click.echo(f"finish it with: gmat-sweep resume {sweep.out}{more}")
 
@@ -65,6 +65,7 @@ class _Scan:
 
     def __init__(self) -> None:
         self.ok = 0
+        self.missing = 0  # runs of the design neither ok nor failed in the manifest
         self.kinds: dict[int, str | None] = {}  # failed run id -> why it failed
         self.unconverged: list[int] = []
         self.slowest: list[int] = []
@@ -92,6 +93,7 @@ def _scan(entries: Mapping[int, Mapping[str, Any]], size: int, slowest: int) -> 
             continue
         duration = entry.get("duration")
         timed.append((float(duration) if duration is not None else float("-inf"), -run_id))
+    scan.missing = size - scan.ok - len(scan.kinds)
     scan.unconverged.sort()
     scan.slowest = [-negative for _, negative in heapq.nlargest(slowest, timed)]
     return scan
